@@ -1,0 +1,1 @@
+"""Toonz Farm: the shared core, the client SDK and the command line."""

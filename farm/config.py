@@ -1,0 +1,139 @@
+"""Configuration: frozen dataclasses built once at the edge, then passed down.
+
+Every setting has a default, a flag in the CLI and a TOONZ_* environment variable.
+Nothing here reads the environment at import time.  All durations are in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Mapping
+
+from farm.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Named limits on what a request may ask for."""
+
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_transcript_chars: int = 20_000
+    url_fetch_timeout_s: float = 20.0
+    allow_private_urls: bool = False  # audio_url to loopback/private hosts (tests, dev)
+
+
+@dataclass(frozen=True)
+class LeaseSettings:
+    ttl_s: float = 30.0
+    max_attempts: int = 3
+    reap_interval_s: float = 2.0
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".toonz")
+    limits: Limits = field(default_factory=Limits)
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "SchedulerConfig":
+        base = cls(
+            redis_url=environ.get("TOONZ_REDIS_URL", cls.redis_url),
+            host=environ.get("TOONZ_HOST", cls.host),
+            port=_int(environ, "TOONZ_PORT", cls.port),
+            data_dir=Path(environ.get("TOONZ_DATA_DIR", str(cls.data_dir))),
+            limits=Limits(
+                max_upload_bytes=_int(environ, "TOONZ_MAX_UPLOAD_BYTES", Limits.max_upload_bytes),
+                max_transcript_chars=_int(environ, "TOONZ_MAX_TRANSCRIPT_CHARS",
+                                          Limits.max_transcript_chars),
+                url_fetch_timeout_s=_float(environ, "TOONZ_URL_FETCH_TIMEOUT_S",
+                                           Limits.url_fetch_timeout_s),
+                allow_private_urls=_bool(environ, "TOONZ_ALLOW_PRIVATE_URLS", False),
+            ),
+            lease=_lease(environ),
+        )
+        return _override(base, overrides)
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    scheduler_url: str = "http://127.0.0.1:8000"
+    node_id: str = ""
+    work_dir: Path = Path(".toonz/node")
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
+    poll_interval_s: float = 0.5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "NodeConfig":
+        data_dir = Path(environ.get("TOONZ_DATA_DIR", ".toonz"))
+        base = cls(
+            redis_url=environ.get("TOONZ_REDIS_URL", cls.redis_url),
+            scheduler_url=environ.get("TOONZ_SCHEDULER_URL", cls.scheduler_url),
+            node_id=environ.get("TOONZ_NODE_ID", "") or default_node_id(),
+            work_dir=Path(environ.get("TOONZ_WORK_DIR", str(data_dir / "node"))),
+            lease=_lease(environ),
+        )
+        return _override(base, overrides)
+
+
+def default_node_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _lease(environ: Mapping[str, str]) -> LeaseSettings:
+    ls = LeaseSettings(
+        ttl_s=_float(environ, "TOONZ_LEASE_TTL_S", LeaseSettings.ttl_s),
+        max_attempts=_int(environ, "TOONZ_MAX_ATTEMPTS", LeaseSettings.max_attempts),
+        reap_interval_s=_float(environ, "TOONZ_REAP_INTERVAL_S", LeaseSettings.reap_interval_s),
+    )
+    if ls.ttl_s <= 0 or ls.max_attempts < 1 or ls.reap_interval_s <= 0:
+        raise InvalidInput("lease TTL, max attempts and reap interval must be positive",
+                           code="invalid_config")
+    return ls
+
+
+def _override(base: Any, overrides: Mapping[str, Any]) -> Any:
+    known = {f.name for f in fields(base)}
+    given = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(given) - known
+    if unknown:
+        raise InvalidInput(f"unknown settings: {', '.join(sorted(unknown))}", code="invalid_config")
+    return replace(base, **given)
+
+
+def _int(environ: Mapping[str, str], name: str, default: int) -> int:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be an integer, got {raw!r}", code="invalid_config") from None
+
+
+def _float(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a number, got {raw!r}", code="invalid_config") from None
+
+
+def _bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise InvalidInput(f"{name} must be true or false, got {raw!r}", code="invalid_config")

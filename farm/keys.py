@@ -1,0 +1,60 @@
+"""The Redis key schema. Every key prefix of the farm is spelled here and nowhere else.
+
+Lua scripts that must build keys for ids they discover (a job found in a queue)
+receive the prefixes below as arguments.  Times stored in Redis are Unix seconds
+(floats) unless a name says `_ms`.
+"""
+
+from __future__ import annotations
+
+PREFIX = "toonz:"
+
+JOB_PREFIX = PREFIX + "job:"          # hash  toonz:job:{id} -> the job record (farm.jobs)
+BLOCKED_SUFFIX = ":blocked"           # set   toonz:job:{id}:blocked -> node ids that failed it
+QUEUE_PREFIX = PREFIX + "queue:"      # zset  toonz:queue:{tier} -> job id scored by enqueue ms (FIFO)
+LEASES = PREFIX + "leases"            # zset  job id -> lease deadline ms
+FENCE = PREFIX + "fence"              # int   the fence token counter; only grows
+NODES = PREFIX + "nodes"              # zset  node id -> last seen ms
+NODE_PREFIX = PREFIX + "node:"        # hash  toonz:node:{id} -> node facts (host, pid, state)
+TENANT_PREFIX = PREFIX + "tenant:"    # hash  toonz:tenant:{id} -> name, tier, created_at
+TENANT_NAMES = PREFIX + "tenants"     # hash  tenant name -> tenant id
+JOBS_SUFFIX = ":jobs"                 # zset  toonz:tenant:{id}:jobs -> job id by created ms
+ACTIVE_SUFFIX = ":active"             # set   toonz:tenant:{id}:active -> non-terminal job ids
+API_KEY_PREFIX = PREFIX + "apikey:"   # hash  toonz:apikey:{sha256 hex} -> tenant, role, created_at
+USAGE_PREFIX = PREFIX + "usage:"      # hash  toonz:usage:{tenant}:{YYYY-MM} -> renders, seconds, cost_cents
+
+
+def job(job_id: str) -> str:
+    return JOB_PREFIX + job_id
+
+
+def blocked(job_id: str) -> str:
+    return JOB_PREFIX + job_id + BLOCKED_SUFFIX
+
+
+def queue(tier: str) -> str:
+    return QUEUE_PREFIX + tier
+
+
+def node(node_id: str) -> str:
+    return NODE_PREFIX + node_id
+
+
+def tenant(tenant_id: str) -> str:
+    return TENANT_PREFIX + tenant_id
+
+
+def tenant_jobs(tenant_id: str) -> str:
+    return TENANT_PREFIX + tenant_id + JOBS_SUFFIX
+
+
+def tenant_active(tenant_id: str) -> str:
+    return TENANT_PREFIX + tenant_id + ACTIVE_SUFFIX
+
+
+def api_key(digest: str) -> str:
+    return API_KEY_PREFIX + digest
+
+
+def usage(tenant_id: str, month: str) -> str:
+    return f"{USAGE_PREFIX}{tenant_id}:{month}"

@@ -1,0 +1,47 @@
+"""The data handed from the scene builder to a compositor (GL or the torch reference).
+
+All sizes and positions are in output pixels; the origin is the top-left corner of
+the frame and y grows downwards. Colours are 8-bit RGBA with premultiplied alpha.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Sprite:
+    """One rasterized layer: an (h, w, 4) uint8 premultiplied RGBA image."""
+
+    name: str
+    rgba: np.ndarray
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.rgba.shape[1]), int(self.rgba.shape[0])
+
+
+@dataclass(frozen=True)
+class Placement:
+    """One sprite drawn in one frame, top-left corner at (x, y), scaled by `scale`."""
+
+    sprite: str
+    x: float
+    y: float
+    opacity: float = 1.0
+    scale: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class SceneArt:
+    """Everything a compositor needs once per render: background and sprites."""
+
+    width: int
+    height: int
+    background: np.ndarray  # (height, width, 4) uint8 premultiplied, opaque
+    sprites: dict[str, Sprite] = field(default_factory=dict)
+
+
+DrawList = tuple[Placement, ...]

@@ -1,0 +1,24 @@
+"""Test helpers: put jobs in the queue the way the scheduler does (its Lua script)."""
+
+from __future__ import annotations
+
+import time
+
+from farm import keys, lua
+from farm.jobs import new_job_id
+from farm.lease import month_of
+
+
+def enqueue(r, tier: str = "free", tenant: str = "t_test", job_id: str | None = None,
+            quota: int = -1, price_cents: int = 50, duration_s: float = 3.0,
+            created_ms: int | None = None) -> str:
+    job_id = job_id or new_job_id()
+    now = created_ms or int(time.time() * 1000)
+    record = {"id": job_id, "tenant": tenant, "tier": tier, "quality": "preview", "format": "mp4",
+              "template": "explainer", "character": "toonz", "transcript": "",
+              "duration_s": duration_s, "price_cents": price_cents, "created_at": now / 1000}
+    lua.register(r)["submit"](
+        keys=[keys.job(job_id), keys.queue(tier), keys.tenant_jobs(tenant),
+              keys.tenant_active(tenant), keys.usage(tenant, month_of())],
+        args=[job_id, quota, now, *[x for kv in record.items() for x in kv]])
+    return job_id
