@@ -1,0 +1,190 @@
+"""The GL compositor against the torch reference and a float64 BT.709 reference.
+
+Tolerances: RGBA within 2 codes of the reference (GL rounds to 8 bits after every
+blend, the reference once at the end; up to three layers overlap here); YUV
+within 1 code (float32 on the GPU against float64).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kernels import composite, rgb_to_yuv420
+from node.render.gl import GLCompositor, create_context
+from node.render.types import Placement, SceneArt, Sprite
+
+RGBA_TOLERANCE = 2
+SCALED_TOLERANCE = 4  # bilinear weights are 8-bit fixed point on some GPUs
+
+
+@pytest.fixture(scope="module")
+def egl_ctx():
+    ctx = create_context()
+    yield ctx
+    ctx.release()
+
+
+def premultiplied(rgb: tuple[int, int, int], alpha: np.ndarray) -> np.ndarray:
+    """(h, w, 4) uint8 premultiplied RGBA of one colour under an alpha map in [0, 1]."""
+    out = np.empty((*alpha.shape, 4), np.float64)
+    out[..., :3] = np.array(rgb) / 255.0 * alpha[..., None]
+    out[..., 3] = alpha
+    return np.floor(out * 255.0 + 0.5).astype(np.uint8)
+
+
+def make_art(width: int = 96, height: int = 64) -> SceneArt:
+    yy, xx = np.mgrid[0:height, 0:width]
+    bg = np.empty((height, width, 4), np.uint8)
+    bg[..., 0] = xx * 255 // (width - 1)
+    bg[..., 1] = yy * 255 // (height - 1)
+    bg[..., 2] = 90
+    bg[..., 3] = 255
+    ramp = np.linspace(0.2, 1.0, 24)[None, :].repeat(20, axis=0)  # alpha grows left to right
+    disc_y, disc_x = np.mgrid[0:30, 0:30]
+    disc = np.clip(15.0 - np.hypot(disc_y - 14.5, disc_x - 14.5), 0.0, 1.0) * 0.8
+    sprites = {
+        "ramp": Sprite("ramp", premultiplied((250, 40, 30), ramp)),
+        "disc": Sprite("disc", premultiplied((20, 60, 240), disc)),
+        "half": Sprite("half", premultiplied((240, 240, 240), np.full((12, 40), 0.5))),
+        "dot": Sprite("dot", premultiplied((0, 0, 0), np.ones((1, 1)))),
+    }
+    return SceneArt(width, height, bg, sprites)
+
+
+PLACEMENTS = (
+    Placement("ramp", 10, 8),
+    Placement("disc", 20, 12, opacity=0.75),
+    Placement("half", 4, 20),
+    Placement("disc", -10, 40),  # clipped on the left and bottom
+    Placement("ramp", 80, -5, opacity=0.5),  # clipped on the right and top
+    Placement("dot", 3, 2),
+)
+
+
+def test_rgba_matches_reference(egl_ctx):
+    art = make_art()
+    with GLCompositor(art, egl_ctx) as gl:
+        got = gl.render_rgba(PLACEMENTS)
+    want = composite(art, PLACEMENTS).numpy()
+    assert got.shape == (art.height, art.width, 4) and got.dtype == np.uint8
+    assert np.abs(got.astype(int) - want).max() <= RGBA_TOLERANCE
+    assert (got[..., 3] == 255).all()
+
+
+def test_rows_come_back_top_first(egl_ctx):
+    art = make_art()
+    with GLCompositor(art, egl_ctx) as gl:
+        got = gl.render_rgba([Placement("dot", 3, 2)])
+    assert tuple(got[2, 3, :3]) == (0, 0, 0)  # the black dot, 2 rows from the top
+    np.testing.assert_array_equal(got[0, :], art.background[0, :])  # first row: background's
+
+
+def test_scaled_fractional_placements_match_reference(egl_ctx):
+    art = make_art()
+    placements = [Placement("disc", 10.3, 5.6, scale=1.37), Placement("ramp", 40.5, 30.25, 0.8, 0.6)]
+    with GLCompositor(art, egl_ctx) as gl:
+        got = gl.render_rgba(placements)
+    want = composite(art, placements).numpy()
+    assert np.abs(got.astype(int) - want).max() <= SCALED_TOLERANCE
+
+
+def test_no_placements_is_the_background(egl_ctx):
+    art = make_art()
+    with GLCompositor(art, egl_ctx) as gl:
+        np.testing.assert_array_equal(gl.render_rgba([]), art.background)
+
+
+def test_many_placements_grow_the_instance_buffer(egl_ctx):
+    art = make_art()
+    placements = [Placement("dot", i % 96, i // 96) for i in range(200)]
+    with GLCompositor(art, egl_ctx) as gl:
+        got = gl.render_rgba(placements)
+    np.testing.assert_array_equal(got, composite(art, placements).numpy())
+
+
+def bt709_reference(rgba: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Float64 BT.709 limited range; chroma of the 2x2 mean, codes rounded half up."""
+    rgb = rgba[..., :3].astype(np.float64) / 255.0
+    kr, kb = 0.2126, 0.0722
+    luma = rgb @ np.array([kr, 1.0 - kr - kb, kb])
+    h, w = luma.shape
+    mean = rgb.reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))
+    mluma = mean @ np.array([kr, 1.0 - kr - kb, kb])
+    code = lambda x: np.floor(np.clip(x, 0, 255) + 0.5).astype(np.uint8)  # noqa: E731
+    return (
+        code(16 + 219 * luma),
+        code(128 + 224 * (mean[..., 2] - mluma) / (2 * (1 - kb))),
+        code(128 + 224 * (mean[..., 0] - mluma) / (2 * (1 - kr))),
+    )
+
+
+# 96: both planes packed 4 to a texel; 98x66: Y packed 2, chroma (49 wide) unpacked.
+@pytest.mark.parametrize("size", [(96, 64), (98, 66)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_yuv_matches_kernel_and_float64(egl_ctx, size):
+    art = make_art(*size)
+    with GLCompositor(art, egl_ctx) as gl:
+        rgba = gl.render_rgba(PLACEMENTS)
+        y, u, v = gl.render_yuv(PLACEMENTS)
+    w, h = size
+    assert y.shape == (h, w) and u.shape == v.shape == (h // 2, w // 2)
+    assert y.dtype == u.dtype == v.dtype == np.uint8
+    kernel = rgb_to_yuv420(torch.from_numpy(rgba[..., :3]).permute(2, 0, 1))
+    for got, want in zip((y, u, v), kernel):
+        assert np.abs(got.astype(int) - want.numpy()).max() <= 1
+    for got, want in zip((y, u, v), bt709_reference(rgba)):
+        assert np.abs(got.astype(int) - want).max() <= 1
+
+
+def test_yuv_of_black_and_white_is_limited_range(egl_ctx):
+    bg = np.zeros((32, 64, 4), np.uint8)
+    bg[..., 3] = 255
+    bg[:, 32:, :3] = 255
+    with GLCompositor(SceneArt(64, 32, bg), egl_ctx) as gl:
+        y, u, v = gl.render_yuv([])
+    assert (y[:, :32] == 16).all() and (y[:, 32:] == 235).all()
+    assert (u == 128).all() and (v == 128).all()
+
+
+def test_renders_are_bit_identical(egl_ctx):
+    art = make_art()
+    with GLCompositor(art, egl_ctx) as gl:
+        first = [p.copy() for p in gl.render_yuv(PLACEMENTS)]
+        gl.render_yuv([Placement("half", 0, 0)])  # something else in between
+        second = gl.render_yuv(PLACEMENTS)
+        i420 = gl.i420
+        rgba = [gl.render_rgba(PLACEMENTS) for _ in range(2)]
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(rgba[0], rgba[1])
+    np.testing.assert_array_equal(i420.reshape(-1), np.concatenate([p.reshape(-1) for p in first]))
+
+
+def test_odd_size_is_rejected(egl_ctx):
+    art = make_art(95, 64)
+    with pytest.raises(ValueError, match=r"even.*Got 95x64"):
+        GLCompositor(art, egl_ctx)
+
+
+def test_unknown_sprite_is_named(egl_ctx):
+    with GLCompositor(make_art(), egl_ctx) as gl, pytest.raises(KeyError, match="ghost"):
+        gl.render_yuv([Placement("ghost", 0, 0)])
+
+
+def test_renderer_is_logged(caplog):
+    with caplog.at_level("INFO", logger="node.render.gl"):
+        ctx = create_context()
+    ctx.release()
+    assert "EGL device" in caplog.text
+
+
+def test_kernel_keeps_batch_dims_and_reports_bad_shapes():
+    rgb = torch.rand(2, 5, 3, 8, 6)
+    y, u, v = rgb_to_yuv420(rgb)
+    assert y.shape == (2, 5, 8, 6) and u.shape == v.shape == (2, 5, 4, 3)
+    assert y.dtype == torch.uint8
+    with pytest.raises(ValueError, match=r"Got \(3, 5, 4\)"):
+        rgb_to_yuv420(torch.zeros(3, 5, 4))
+    with pytest.raises(ValueError, match=r"Got \(4, 8, 8\)"):
+        rgb_to_yuv420(torch.zeros(4, 8, 8))

@@ -1,0 +1,47 @@
+"""Every GLSL program compiles and links headless, in every variant the code uses."""
+
+from __future__ import annotations
+
+import pytest
+
+import shaders
+from node.render.gl import create_context
+
+VARIANTS = {
+    "sprite": [{}],
+    "yuv420": [{"PACK": p} for p in (1, 2, 4)] + [{"PACK": p, "CHROMA": 1} for p in (1, 2, 4)],
+}
+
+
+@pytest.fixture(scope="module")
+def egl_ctx():
+    ctx = create_context()
+    yield ctx
+    ctx.release()
+
+
+def test_every_shader_file_is_covered():
+    assert shaders.names() == sorted(VARIANTS)
+
+
+@pytest.mark.parametrize(
+    ("name", "defines"), [(n, d) for n, ds in VARIANTS.items() for d in ds], ids=str
+)
+def test_program_compiles(egl_ctx, name, defines):
+    prog = shaders.program(egl_ctx, name, defines)
+    try:
+        assert len(list(prog)) > 0
+    finally:
+        prog.release()
+
+
+def test_stage_macro_goes_after_version_line():
+    src = shaders.stage_source("#version 330 core\nvoid main() {}\n", "VERTEX_SHADER", {"PACK": 4})
+    lines = src.splitlines()
+    assert lines[0] == "#version 330 core"
+    assert lines[1:4] == ["#define VERTEX_SHADER", "#define PACK 4", "#line 2"]
+
+
+def test_unknown_program_names_the_known_ones():
+    with pytest.raises(FileNotFoundError, match="sprite"):
+        shaders.load_source("nope")
