@@ -1,0 +1,141 @@
+"""Build a render's scene: the art drawn once, and the placements of every frame.
+
+The character stands where the template says; each frame picks the mouth from the
+lip-sync timeline, the eyes from a seeded blink schedule, and moves the layers by a
+gentle breathing bob and a tiny head sway. Offsets are whole pixels, so runs of
+consecutive frames have identical placements (the renderer draws those once), and
+the same inputs always give the same frames.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from assets.background import render_background
+from assets.loader import MOUTH_SHAPES, Character, Idle, Template
+from assets.raster import Layer, rasterize_character
+from node.render.types import DrawList, Placement, SceneArt
+
+_EPS = 1e-9  # keeps float noise (0.1 * 30 = 3.0000000000000004) from adding a frame
+
+
+@dataclass(frozen=True)
+class _Slot:
+    name: str
+    with_head: bool
+    layer: Layer | None  # None for the per-frame slots, "eyes" and "mouth"
+
+
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """What a compositor draws: `art` once, then `frame(i)` for i in range(n_frames)."""
+
+    art: SceneArt
+    n_frames: int
+    fps: float
+    _origin: tuple[int, int]
+    _slots: tuple[_Slot, ...]
+    _eyes: tuple[Layer, Layer]  # open, closed
+    _mouths: dict[str, Layer]
+    _shapes: str  # one Rhubarb letter per frame
+    _closed: frozenset[int]  # frames with the eyes closed
+    _idle: Idle
+    _char_height: int
+
+    def __repr__(self) -> str:
+        return (f"Scene({self.art.width}x{self.art.height}, {self.fps:g} fps, "
+                f"{self.n_frames} frames, {len(self.art.sprites)} sprites)")
+
+    def frame(self, i: int) -> DrawList:
+        """The placements of frame `i`, back to front."""
+        if not 0 <= i < self.n_frames:
+            raise IndexError(f"frame {i} out of range 0..{self.n_frames - 1}")
+        t = i / self.fps
+        idle, size = self._idle, self._char_height
+        # Breathing lifts the whole character; the head adds a slow figure-of-eight.
+        body_dy = -round(idle.breath_amplitude * size
+                         * math.sin(2 * math.pi * t / idle.breath_period_s))
+        phase = 2 * math.pi * t / idle.head_period_s
+        head_dx = round(idle.head_amplitude[0] * size * math.sin(phase))
+        head_dy = round(idle.head_amplitude[1] * size * math.sin(2 * phase + 1.0))
+        ox, oy = self._origin[0], self._origin[1] + body_dy
+        out = []
+        for slot in self._slots:
+            layer = slot.layer
+            if slot.name == "eyes":
+                layer = self._eyes[1] if i in self._closed else self._eyes[0]
+            elif slot.name == "mouth":
+                layer = self._mouths[self._shapes[i]]
+            dx, dy = (head_dx, head_dy) if slot.with_head else (0, 0)
+            out.append(Placement(layer.sprite.name, float(ox + dx + layer.x),
+                                 float(oy + dy + layer.y)))
+        return tuple(out)
+
+    def frame_key(self, i: int) -> Hashable:
+        """Equal for two frames exactly when their placements are equal."""
+        return self.frame(i)
+
+    def mouth_shape(self, i: int) -> str:
+        """The Rhubarb mouth shape shown in frame `i`."""
+        return self._shapes[i]
+
+
+def build_scene(template: Template, character: Character, timeline: Any, width: int,
+                height: int, fps: float, *, title: str | None = None,
+                bullets: Sequence[str] | None = None) -> Scene:
+    """Lay out `character` on `template` at width x height and time it to `timeline`.
+
+    `timeline` needs `.duration` (seconds) and `.sample(fps, n_frames)` returning one
+    mouth shape letter per frame. `title` and `bullets` replace the template's text.
+    """
+    if width < 1 or height < 1:
+        raise ValueError(f"frame size must be positive, got {width}x{height}")
+    if not (math.isfinite(fps) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    n_frames = max(1, math.ceil(float(timeline.duration) * fps - _EPS))
+    shapes = "".join(timeline.sample(fps, n_frames))
+    if len(shapes) != n_frames or not set(shapes) <= set(MOUTH_SHAPES):
+        raise ValueError(f"timeline.sample gave {len(shapes)} shapes from "
+                         f"{sorted(set(shapes))!r}; expected {n_frames} of {MOUTH_SHAPES}")
+
+    spot = template.character
+    raster = rasterize_character(character, max(1, round(spot.height * height)))
+    origin = (round(spot.x * width - raster.width / 2),
+              round(spot.bottom * height - raster.height))
+    layers = raster.layers
+    slots = tuple(_Slot(name, name in character.layers.head,
+                        None if name in ("eyes", "mouth") else layers[name])
+                  for name in character.layers.order)
+    art = SceneArt(width, height,
+                   render_background(template, width, height, title=title, bullets=bullets),
+                   {layer.sprite.name: layer.sprite for layer in layers.values()})
+    return Scene(
+        art=art, n_frames=n_frames, fps=float(fps), _origin=origin, _slots=slots,
+        _eyes=(layers[character.eyes.open], layers[character.eyes.closed]),
+        _mouths={s: layers[character.mouth_group(s)] for s in MOUTH_SHAPES},
+        _shapes=shapes,
+        _closed=blink_frames(character.idle, n_frames / fps, fps, n_frames),
+        _idle=character.idle, _char_height=raster.height,
+    )
+
+
+def blink_frames(idle: Idle, duration_s: float, fps: float, n_frames: int) -> frozenset[int]:
+    """Frames with the eyes closed: a blink every few seconds, from a seeded RNG.
+
+    Blink times are drawn in seconds, so every frame rate blinks at the same moments.
+    """
+    rng = random.Random(idle.seed)
+    length = max(1, math.ceil(idle.blink_duration_s * fps - _EPS))
+    closed: set[int] = set()
+    t = rng.uniform(*idle.first_blink_s)
+    while t < duration_s:
+        start = round(t * fps)
+        if start + length > n_frames:  # no half blink at the very end
+            break
+        closed.update(range(start, start + length))
+        t += rng.uniform(*idle.blink_interval_s)
+    return frozenset(closed)
