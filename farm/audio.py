@@ -1,0 +1,157 @@
+"""Audio decoding for the farm: any container and codec FFmpeg reads, to float32 mono.
+
+PyAV and numpy are imported inside the functions: `farm` (the light SDK) imports
+without them.
+"""
+
+from __future__ import annotations
+
+from typing import IO, TYPE_CHECKING, Any
+
+from farm.errors import InvalidInput
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Encoders pad the last frame (AAC and MP3 priming); do not call that "too long".
+_LENGTH_SLACK_S = 0.05
+
+
+def _open_audio(path_or_file: str | IO[bytes] | Any) -> tuple[Any, Any]:
+    """Open a container and its first audio stream, or raise unreadable_audio."""
+    import av
+
+    try:
+        container = av.open(path_or_file, mode="r")
+    except FileNotFoundError:
+        raise
+    except (av.FFmpegError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput(f"the file could not be read as audio ({_reason(exc)})",
+                           code="unreadable_audio") from None
+    if not container.streams.audio:
+        container.close()
+        raise InvalidInput("the file has no audio stream", code="unreadable_audio")
+    return container, container.streams.audio[0]
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying what FFmpeg disliked."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return " ".join(str(text).split())
+
+
+def decode_audio(path_or_file: str | IO[bytes] | Any, rate: int = 16000, *,
+                 max_duration_s: float | None = None) -> np.ndarray:
+    """Decode the first audio stream to float32 mono samples in [-1, 1] at `rate` Hz.
+
+    Frames are decoded and resampled one at a time, so memory holds the output and
+    one frame. Raises InvalidInput with code "unreadable_audio" for a corrupt file,
+    a file with no audio stream or no samples, and "audio_too_long" as soon as the
+    audio runs past `max_duration_s`.
+    """
+    import av
+    import numpy as np
+
+    if max_duration_s is not None:
+        limit = int((max_duration_s + _LENGTH_SLACK_S) * rate)
+    else:
+        limit = None
+    container, stream = _open_audio(path_or_file)
+    chunks: list[np.ndarray] = []
+    total = 0
+    try:
+        declared = _declared_duration(container, stream)
+        if limit is not None and declared is not None and (declared - 1.0) * rate > limit:
+            raise _too_long(max_duration_s, declared)
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        try:
+            frames = container.decode(stream)
+            for frame in frames:
+                frame.pts = None  # resample by sample count: broken timestamps must not matter
+                for out in resampler.resample(frame):
+                    chunk = out.to_ndarray().reshape(-1)
+                    chunks.append(chunk)
+                    total += chunk.size
+                if limit is not None and total > limit:
+                    raise _too_long(max_duration_s, total / rate)
+            for out in resampler.resample(None):
+                chunk = out.to_ndarray().reshape(-1)
+                chunks.append(chunk)
+                total += chunk.size
+        except (av.FFmpegError, ValueError) as exc:
+            # ValueError: the resampler refuses a stream whose format changes midway.
+            raise InvalidInput(f"the audio could not be decoded ({_reason(exc)})",
+                               code="unreadable_audio") from None
+    finally:
+        container.close()
+    if limit is not None and total > limit:
+        raise _too_long(max_duration_s, total / rate)
+    if total == 0:
+        raise InvalidInput("the file has no audio samples", code="unreadable_audio")
+    samples = np.concatenate(chunks) if len(chunks) > 1 else chunks[0].copy()
+    np.clip(samples, -1.0, 1.0, out=samples)  # float sources may overshoot
+    return samples.astype(np.float32, copy=False)
+
+
+def _too_long(max_duration_s: float | None, seconds: float) -> InvalidInput:
+    return InvalidInput(
+        f"the audio is longer than the {max_duration_s:g} s allowed (at least {seconds:.1f} s)",
+        code="audio_too_long")
+
+
+def _declared_duration(container: Any, stream: Any) -> float | None:
+    """What the container says the audio lasts, in seconds, or None."""
+    import av
+
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
+
+
+def probe_duration(path: str | IO[bytes] | Any) -> float:
+    """The audio's duration in seconds: the container's word, or counted by decoding.
+
+    Raises InvalidInput("unreadable_audio") like `decode_audio`.
+    """
+    import av
+
+    container, stream = _open_audio(path)
+    try:
+        declared = _declared_duration(container, stream)
+        if declared is not None and declared > 0:
+            return declared
+        seconds = 0.0
+        try:
+            for frame in container.decode(stream):
+                seconds += frame.samples / frame.sample_rate
+        except av.FFmpegError as exc:
+            raise InvalidInput(f"the audio could not be decoded ({_reason(exc)})",
+                               code="unreadable_audio") from None
+        if seconds == 0:
+            raise InvalidInput("the file has no audio samples", code="unreadable_audio")
+        return seconds
+    finally:
+        container.close()
+
+
+def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
+    """Resample float32 mono samples with FFmpeg's resampler (band-limited)."""
+    import av
+    import numpy as np
+
+    samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(1, -1)
+    if from_rate == to_rate or samples.size == 0:
+        return samples.reshape(-1).copy()
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=to_rate)
+    chunks = []
+    step = 1 << 16  # feed bounded frames: FFmpeg copies each one
+    for i in range(0, samples.shape[1], step):
+        frame = av.AudioFrame.from_ndarray(samples[:, i:i + step], format="flt", layout="mono")
+        frame.sample_rate = from_rate
+        chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(frame))
+    chunks.extend(f.to_ndarray().reshape(-1) for f in resampler.resample(None))
+    if not chunks:
+        return np.zeros(0, np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)
