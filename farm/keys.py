@@ -9,6 +9,7 @@ from __future__ import annotations
 
 PREFIX = "toonz:"
 
+ALL_JOBS = PREFIX + "jobs"            # zset  job id -> created ms, every tenant (console)
 JOB_PREFIX = PREFIX + "job:"          # hash  toonz:job:{id} -> the job record (farm.jobs)
 BLOCKED_SUFFIX = ":blocked"           # set   toonz:job:{id}:blocked -> node ids that failed it
 QUEUE_PREFIX = PREFIX + "queue:"      # zset  toonz:queue:{tier} -> job id scored by enqueue ms (FIFO)

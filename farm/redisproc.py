@@ -42,7 +42,7 @@ class RedisProcess:
              "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
              "--daemonize", "no", "--loglevel", "warning",
              "--logfile", str((self.data_dir / "redis.log").resolve())],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

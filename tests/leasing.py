@@ -19,6 +19,6 @@ def enqueue(r, tier: str = "free", tenant: str = "t_test", job_id: str | None = 
               "duration_s": duration_s, "price_cents": price_cents, "created_at": now / 1000}
     lua.register(r)["submit"](
         keys=[keys.job(job_id), keys.queue(tier), keys.tenant_jobs(tenant),
-              keys.tenant_active(tenant), keys.usage(tenant, month_of())],
+              keys.tenant_active(tenant), keys.usage(tenant, month_of()), keys.ALL_JOBS],
         args=[job_id, quota, now, *[x for kv in record.items() for x in kv]])
     return job_id

@@ -4,6 +4,7 @@
 -- KEYS[3] tenant jobs     toonz:tenant:{t}:jobs         (zset, score = created ms)
 -- KEYS[4] tenant active   toonz:tenant:{t}:active       (set of non-terminal jobs)
 -- KEYS[5] usage           toonz:usage:{t}:{YYYY-MM}     (hash: renders, seconds, cost_cents)
+-- KEYS[6] all jobs        toonz:jobs                    (zset, score = created ms)
 -- ARGV[1] job id, ARGV[2] monthly quota (-1: unlimited), ARGV[3] created ms,
 -- ARGV[4..] field, value pairs of the job record
 -- Returns 1, or an error reply starting with QUOTA.
@@ -25,5 +26,6 @@ redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('HSET', KEYS[1], 'state', 'queued', 'attempts', 0, 'enqueued_ms', ARGV[3])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('ZADD', KEYS[6], ARGV[3], ARGV[1])
 redis.call('SADD', KEYS[4], ARGV[1])
 return 1

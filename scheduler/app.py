@@ -1,0 +1,50 @@
+"""The scheduler's app factory: `create_app(config)`, resources in cleanup_ctx."""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from farm import lua
+from farm.config import SchedulerConfig
+from farm.store import LocalStore
+from scheduler.context import CONFIG, REDIS, SCRIPTS, STORE
+from scheduler.errors import error_middleware
+from scheduler.reaper import Reaper
+from scheduler.routes import setup_routes
+
+log = logging.getLogger("toonz.scheduler")
+
+
+async def _redis_ctx(app: web.Application):
+    client = aioredis.from_url(app[CONFIG].redis_url)
+    app[REDIS] = client
+    app[SCRIPTS] = lua.register(client)
+    yield
+    await client.aclose()
+
+
+async def _reaper_ctx(app: web.Application):
+    reaper = Reaper(app[SCRIPTS], app[CONFIG].lease)
+    reaper.start()
+    yield
+    await reaper.stop()
+
+
+def create_app(config: SchedulerConfig) -> web.Application:
+    # Uploads are streamed by the views, so the whole-body limit only guards JSON bodies.
+    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    app[CONFIG] = config
+    app[STORE] = LocalStore(config.data_dir / "artifacts")
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_reaper_ctx)
+    setup_routes(app)
+    return app
+
+
+def run(config: SchedulerConfig) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s scheduler %(levelname)s %(message)s")
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None,
+                access_log=None)

@@ -1,0 +1,38 @@
+"""Translate domain errors into JSON HTTP errors at the boundary."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from aiohttp import web
+
+from farm.errors import ToonzError
+
+log = logging.getLogger("toonz.scheduler")
+
+
+def error_response(status: int, code: str, message: str, request_id: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, "request_id": request_id}},
+                             status=status, headers={"X-Request-Id": request_id})
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler):
+    request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    try:
+        resp = await handler(request)
+    except ToonzError as exc:
+        return error_response(exc.status, exc.code, exc.message, request_id)
+    except web.HTTPException as exc:
+        if exc.status >= 400:
+            code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+                exc.status, "http_error")
+            return error_response(exc.status, code, exc.reason or "request refused", request_id)
+        raise
+    except Exception:
+        log.exception("unhandled error in %s %s (request %s)", request.method, request.path, request_id)
+        return error_response(500, "internal", "internal error; the request id names it in the "
+                              "scheduler's log", request_id)
+    resp.headers.setdefault("X-Request-Id", request_id)
+    return resp

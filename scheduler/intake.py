@@ -1,0 +1,185 @@
+"""Read a render request (multipart upload or JSON with audio_url) into a validated spec.
+
+The audio is streamed to a temporary file under the data folder, never held whole
+in memory; names (template, character, quality, format) are checked before any
+byte of audio is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+from aiohttp import web
+
+from farm import presets
+from farm.config import Limits
+from farm.errors import InvalidInput, PayloadTooLarge
+
+CHUNK = 256 * 1024
+TEXT_FIELDS = ("transcript", "template", "character", "quality", "format", "title", "webhook_url")
+MAX_TITLE_CHARS = 120
+
+
+@dataclass(frozen=True)
+class RenderSpec:
+    template: str
+    character: str
+    quality: str
+    format: str
+    transcript: str
+    title: str
+    webhook_url: str
+
+
+def validate_fields(fields: dict[str, str], limits: Limits) -> RenderSpec:
+    from assets.loader import list_characters, list_templates  # light: TOML only
+
+    template = fields.get("template") or "explainer"
+    character = fields.get("character") or "toonz"
+    if template not in list_templates():
+        raise InvalidInput(f"unknown template {template!r}; choose one of "
+                           f"{', '.join(list_templates())}", code="unknown_template")
+    if character not in list_characters():
+        raise InvalidInput(f"unknown character {character!r}; choose one of "
+                           f"{', '.join(list_characters())}", code="unknown_character")
+    quality = presets.quality(fields.get("quality") or "standard").name
+    fmt = presets.output_format(fields.get("format") or "mp4")
+    transcript = fields.get("transcript") or ""
+    if len(transcript) > limits.max_transcript_chars:
+        raise InvalidInput(f"transcript has {len(transcript)} characters; the limit is "
+                           f"{limits.max_transcript_chars}", code="transcript_too_long")
+    title = fields.get("title") or ""
+    if len(title) > MAX_TITLE_CHARS:
+        raise InvalidInput(f"title has {len(title)} characters; the limit is {MAX_TITLE_CHARS}",
+                           code="title_too_long")
+    return RenderSpec(template=template, character=character, quality=quality, format=fmt,
+                      transcript=transcript, title=title, webhook_url=fields.get("webhook_url") or "")
+
+
+async def read_request(request: web.Request, tmp_dir: Path, limits: Limits) -> tuple[RenderSpec, Path]:
+    """Returns the spec and the path of the audio in a temporary file (caller removes it)."""
+    ctype = request.content_type
+    if ctype == "multipart/form-data":
+        return await _read_multipart(request, tmp_dir, limits)
+    if ctype == "application/json":
+        try:
+            body = await request.json()
+        except ValueError:
+            raise InvalidInput("request body is not valid JSON", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise InvalidInput("request body must be a JSON object", code="invalid_json")
+        fields = {k: _text(k, body.get(k)) for k in TEXT_FIELDS if body.get(k) is not None}
+        spec = validate_fields(fields, limits)
+        url = body.get("audio_url")
+        if not url:
+            raise InvalidInput("no audio: send a multipart 'audio' file or JSON 'audio_url'",
+                               code="missing_audio")
+        return spec, await fetch_url(_text("audio_url", url), tmp_dir, limits)
+    if ctype == "application/x-www-form-urlencoded":
+        # A form with no file part: validate the fields, then say what is missing.
+        form = await request.post()
+        validate_fields({k: str(v) for k, v in form.items() if k in TEXT_FIELDS}, limits)
+        raise InvalidInput("no audio: send a multipart 'audio' file or JSON 'audio_url'",
+                           code="missing_audio")
+    raise InvalidInput(f"unsupported content type {ctype!r}: use multipart/form-data or "
+                       "application/json", code="unsupported_media_type")
+
+
+async def _read_multipart(request, tmp_dir, limits) -> tuple[RenderSpec, Path]:
+    reader = await request.multipart()
+    fields: dict[str, str] = {}
+    audio: Path | None = None
+    try:
+        while (part := await reader.next()) is not None:
+            if part.name == "audio":
+                if audio is not None:
+                    raise InvalidInput("send one 'audio' file per render", code="duplicate_audio")
+                audio = _tmp_path(tmp_dir)
+                await _stream_to(part.read_chunk, audio, limits.max_upload_bytes)
+            elif part.name in TEXT_FIELDS:
+                raw = await part.read(decode=True)
+                if len(raw) > limits.max_transcript_chars * 4 + 1024:
+                    raise InvalidInput(f"field {part.name!r} is too long", code="field_too_long")
+                try:
+                    fields[part.name] = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    raise InvalidInput(f"field {part.name!r} is not UTF-8 text", code="invalid_text") from None
+            else:
+                await part.release()
+        spec = validate_fields(fields, limits)
+        if audio is None:
+            raise InvalidInput("no audio: send a multipart 'audio' file or JSON 'audio_url'",
+                               code="missing_audio")
+        if audio.stat().st_size == 0:
+            raise InvalidInput("the audio file is empty", code="unreadable_audio")
+        return spec, audio
+    except BaseException:
+        if audio is not None:
+            audio.unlink(missing_ok=True)
+        raise
+
+
+async def fetch_url(url: str, tmp_dir: Path, limits: Limits) -> Path:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InvalidInput(f"audio_url must be an http(s) URL, got {url[:200]!r}", code="invalid_url")
+    await _refuse_private(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), limits)
+    path = _tmp_path(tmp_dir)
+    timeout = aiohttp.ClientTimeout(total=limits.url_fetch_timeout_s)
+    try:
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with session.get(url, allow_redirects=False) as resp:
+                if resp.status != 200:
+                    raise InvalidInput(f"audio_url answered HTTP {resp.status}", code="url_fetch_failed")
+                await _stream_to(resp.content.read, path, limits.max_upload_bytes)
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        path.unlink(missing_ok=True)
+        raise InvalidInput(f"could not fetch audio_url: {type(exc).__name__}",
+                           code="url_fetch_failed") from None
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path
+
+
+async def _refuse_private(host: str, port: int, limits: Limits) -> None:
+    if limits.allow_private_urls:
+        return
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+    except OSError:
+        raise InvalidInput(f"audio_url host {host!r} does not resolve", code="url_fetch_failed") from None
+    for info in infos:
+        ip = ipaddress.ip_address(info[4][0])
+        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
+            raise InvalidInput(f"audio_url host {host!r} resolves to a private address",
+                               code="url_not_allowed")
+
+
+async def _stream_to(read_chunk, path: Path, max_bytes: int) -> None:
+    written = 0
+    with open(path, "wb") as fh:
+        while chunk := await read_chunk(CHUNK):
+            written += len(chunk)
+            if written > max_bytes:
+                raise PayloadTooLarge(f"audio is larger than the {max_bytes} byte limit",
+                                      code="upload_too_large")
+            fh.write(chunk)
+
+
+def _tmp_path(tmp_dir: Path) -> Path:
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    return tmp_dir / f"upload-{os.getpid()}-{secrets.token_hex(8)}"
+
+
+def _text(name: str, value) -> str:
+    if not isinstance(value, str):
+        raise InvalidInput(f"field {name!r} must be a string", code="invalid_field")
+    return value

@@ -1,0 +1,20 @@
+"""URL wiring only."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from scheduler import admin, health, nodeapi, renders
+
+
+def setup_routes(app: web.Application) -> None:
+    app.router.add_get("/health", health.health)
+    app.router.add_post("/v1/renders", renders.create_render)
+    app.router.add_get("/v1/renders/{job_id}", renders.get_render)
+    app.router.add_get("/v1/renders/{job_id}/download", renders.download_render)
+    app.router.add_get("/v1/usage", renders.usage)
+    app.router.add_get("/v1/admin/overview", admin.overview)
+    app.router.add_get("/console", admin.console)
+    app.router.add_get("/console/{name}", admin.console)
+    app.router.add_get("/v1/node/jobs/{job_id}/input", nodeapi.get_input)
+    app.router.add_put("/v1/node/jobs/{job_id}/artifacts/{name}", nodeapi.put_artifact)

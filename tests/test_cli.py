@@ -1,0 +1,79 @@
+"""The `toonz` command line: real subprocesses, real files, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import redis
+
+from farm.tenants import digest
+from farm import keys
+from tests.media import probe
+
+
+def toonz(*args, cwd=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "farm.cli.main", *map(str, args)],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_help_teaches_every_command():
+    out = toonz("--help").stdout
+    for cmd in ("up", "scheduler", "node", "render", "lipsync", "submit", "admin"):
+        assert cmd in out
+        assert toonz(cmd, "--help").returncode == 0
+
+
+def test_lipsync_writes_rhubarb_json(goforward, tmp_path):
+    audio, text = goforward
+    (tmp_path / "t.txt").write_text(text)
+    res = toonz("lipsync", audio, "-d", tmp_path / "t.txt", "-o", tmp_path / "cues.json")
+    assert res.returncode == 0, res.stderr
+    data = json.loads((tmp_path / "cues.json").read_text())
+    assert data["metadata"]["duration"] == pytest.approx(2.8, abs=0.1)
+    assert data["mouthCues"][0]["start"] == 0
+    assert {c["value"] for c in data["mouthCues"]} - {"X"}
+
+
+def test_render_from_a_rhubarb_timeline(goforward, tmp_path):
+    cues = {"metadata": {"soundFile": "x.wav", "duration": 2.8},
+            "mouthCues": [{"start": 0.0, "end": 0.5, "value": "X"}, {"start": 0.5, "end": 1.0, "value": "D"},
+                          {"start": 1.0, "end": 1.6, "value": "A"}, {"start": 1.6, "end": 2.8, "value": "X"}]}
+    (tmp_path / "cues.json").write_text(json.dumps(cues))
+    out = tmp_path / "out.mp4"
+    res = toonz("render", goforward[0], "--timeline", tmp_path / "cues.json", "--quality", "preview",
+                "-o", out)
+    assert res.returncode == 0, res.stderr
+    facts = probe(out)
+    assert (facts.width, facts.height) == (640, 360) and facts.audio_codec == "aac"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["render", "missing.wav", "-o", "x.mp4"], "no such audio file"),
+    (["render", "{notaudio}", "-o", "x.mp4"], "unreadable_audio"),
+    (["render", "{wav}", "--timeline", "{badjson}", "-o", "x.mp4"], "invalid_timeline"),
+    (["render", "{wav}", "--template", "nope", "-o", "x.mp4"], "unknown_template"),
+    (["lipsync", "missing.wav"], "no such audio file"),
+])
+def test_cli_errors_are_one_line(args, needle, tmp_path, goforward):
+    (tmp_path / "notaudio.wav").write_text("hello, I am text")
+    (tmp_path / "bad.json").write_text("{nope")
+    subs = {"{notaudio}": tmp_path / "notaudio.wav", "{badjson}": tmp_path / "bad.json",
+            "{wav}": goforward[0]}
+    res = toonz(*[subs.get(a, a) for a in args], cwd=tmp_path)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], res.stderr
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_admin_create_key_prints_the_key_last(redis_url):
+    res = toonz("admin", "create-key", "--tenant", "acme", "--tier", "starter", "--redis-url", redis_url)
+    assert res.returncode == 0, res.stderr
+    key = res.stdout.split()[-1]
+    r = redis.Redis.from_url(redis_url)
+    assert r.hget(keys.api_key(digest(key)), "role") == b"api"
+    bad = toonz("admin", "create-key", "--tenant", "acme", "--tier", "gold", "--redis-url", redis_url)
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
