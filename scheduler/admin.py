@@ -36,12 +36,15 @@ async def overview(request: web.Request) -> web.Response:
         oldest = await r.zrange(q, 0, 0, withscores=True)
         tiers.append({"tier": t.value, "depth": await r.zcard(q),
                       "oldest_wait_s": round(now - oldest[0][1] / 1000, 1) if oldest else 0.0})
-    jobs = []
+    jobs, names = [], {}
     for job_id in await r.zrevrange(keys.ALL_JOBS, 0, RECENT_JOBS - 1):
         raw = await r.hgetall(keys.job(job_id.decode()))
         if raw:
             job = Job.from_redis(raw)
-            jobs.append({**job.public(), "tenant": job.tenant, "tier": job.tier})
+            if job.tenant not in names:
+                names[job.tenant] = (await r.hget(keys.tenant(job.tenant), "name") or b"?").decode()
+            jobs.append({**job.public(), "tenant": names[job.tenant], "tenant_id": job.tenant,
+                         "tier": job.tier})
     return web.json_response({"time": now, "nodes": nodes, "tiers": tiers, "jobs": jobs,
                               "leases": await r.zcard(keys.LEASES)})
 

@@ -4,6 +4,7 @@ synthesized speech (espeak-ng), down to the mouth cues."""
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import threading
@@ -15,7 +16,9 @@ import pytest
 from farm.audio import decode_audio
 from farm.timeline import SHAPES, Timeline
 from node.lipsync import lipsync, lipsync_file
+from node.lipsync.align import CHUNK_MAX_FRAMES, _spread
 from node.lipsync.shapes import MIN_CUE_FRAMES, phone_shapes
+from node.lipsync.sphinx import Span, align_decoder
 from node.lipsync.text import letter_to_sound, normalize_transcript, number_to_words
 
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "samples" / "goforward.wav"
@@ -113,6 +116,27 @@ def test_espeak_sentence_aligns_every_word(sentence_wav: Path) -> None:
         if w.word[0] in "bmp":
             assert "A" in cues_between(tl, w.start - 0.05, w.start + 0.12), w
     assert "D" in {c.shape for c in tl.cues} or "C" in {c.shape for c in tl.cues}
+
+
+def test_long_audio_is_phone_aligned_in_chunks(sentence_wav: Path) -> None:
+    # Past CHUNK_MAX_FRAMES the phone pass runs per chunk: the chunks' times must
+    # be put back in place, so every bilabial still lands on its word.
+    samples = decode_audio(sentence_wav)
+    repeats = math.ceil(CHUNK_MAX_FRAMES / 100 / (samples.size / 16000)) + 1
+    tl = lipsync(np.tile(samples, repeats), " ".join([SENTENCE] * repeats))
+    assert tl.duration > CHUNK_MAX_FRAMES / 100
+    assert [w.word for w in tl.words] == SENTENCE_WORDS * repeats
+    for w in tl.words:
+        if w.word[0] in "bmp":
+            assert "A" in cues_between(tl, w.start - 0.05, w.start + 0.12), w
+
+
+def test_spread_phones_over_a_word() -> None:
+    phones = _spread(align_decoder(), Span("bob", 100, 140))
+    assert [p.label for p in phones] == ["B", "AA", "B"]
+    assert phones[0].start == 100 and phones[-1].end == 140
+    assert all(a.end == b.start for a, b in zip(phones, phones[1:]))
+    assert phones[1].end - phones[1].start == 20  # the vowel gets twice a consonant's time
 
 
 def test_native_rate_samples_give_the_same_words(sentence_wav: Path) -> None:
@@ -214,12 +238,10 @@ def test_pause_closes_the_mouth(sample: np.ndarray) -> None:
 
 def test_deterministic_and_thread_safe(sample: np.ndarray) -> None:
     # Decoders are reused per thread: state left by earlier audio must not leak.
-    first = lipsync(sample, "go forward ten meters")
-    without = lipsync(sample)
     results: list[tuple[Timeline, Timeline]] = []
 
-    def run() -> None:
-        results.append((lipsync(sample, "go forward ten meters"), lipsync(sample)))
+    def run() -> None:  # a new thread starts with fresh decoders
+        results.append((lipsync(sample), lipsync(sample, "go forward ten meters")))
 
     threads = [threading.Thread(target=run) for _ in range(3)]
     for t in threads:
@@ -227,8 +249,23 @@ def test_deterministic_and_thread_safe(sample: np.ndarray) -> None:
     for t in threads:
         t.join()
     assert len(results) == 3
-    assert all(r == (first, without) for r in results)
-    assert lipsync(sample, "go forward ten meters") == first
+    fresh = results[0]
+    assert all(r == fresh for r in results)
+    # A noisy recording must not leave its noise estimate behind in the decoders.
+    noise = np.random.default_rng(1).standard_normal(sample.size).astype(np.float32)
+    noisy = np.tile(sample + 0.05 * noise, 10)
+    after: list[Timeline] = []
+
+    def run_around_noise() -> None:
+        for transcript in (None, "go forward ten meters"):
+            after.append(lipsync(sample, transcript))
+            lipsync(noisy, transcript)
+            after.append(lipsync(sample, transcript))
+
+    thread = threading.Thread(target=run_around_noise)
+    thread.start()
+    thread.join()
+    assert after == [fresh[0], fresh[0], fresh[1], fresh[1]]
 
 
 # --- the pieces -------------------------------------------------------------------------

@@ -70,4 +70,11 @@ $("#login").addEventListener("submit", (ev) => {
   poll();
 });
 
+// `/console#key=…` signs in once; the key moves to sessionStorage and leaves the address bar.
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get("key")) {
+  sessionStorage.setItem("toonzAdminKey", fragment.get("key"));
+  history.replaceState(null, "", location.pathname);
+}
+
 if (key()) { $("#board").hidden = false; poll(); } else { showLogin(); }
