@@ -64,7 +64,7 @@ def main() -> int:
         print(f"demo: wrote {out}")
         return 0
     finally:
-        farm.send_signal(signal.SIGINT)
+        farm.send_signal(signal.SIGTERM)
         try:
             farm.wait(30)
         except subprocess.TimeoutExpired:

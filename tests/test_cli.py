@@ -77,3 +77,40 @@ def test_admin_create_key_prints_the_key_last(redis_url):
     assert r.hget(keys.api_key(digest(key)), "role") == b"api"
     bad = toonz("admin", "create-key", "--tenant", "acme", "--tier", "gold", "--redis-url", redis_url)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+
+def test_up_prints_console_and_key_then_stops_cleanly(tmp_path):
+    import signal
+    import time
+
+    import psutil
+    import requests
+
+    data = tmp_path / "farm"
+    proc = subprocess.Popen([sys.executable, "-m", "farm.cli.main", "up", "--port", "0", "--data-dir",
+                             str(data), "--nodes", "2"], stdout=subprocess.PIPE, text=True)
+    try:
+        lines = {}
+        while not {"Console", "API key"} <= lines.keys():
+            line = proc.stdout.readline()
+            assert line, f"toonz up exited early with {proc.wait()}"
+            name, _, value = line.partition(": ")
+            lines[name] = value.strip()
+        base = lines["Console"].rsplit("/console", 1)[0]
+        assert (data / "api-key").read_text().strip() == lines["API key"]
+        admin = (data / "admin-key").read_text().strip()
+        assert requests.get(base + "/v1/usage", headers={"Authorization": f"Bearer {lines['API key']}"}).ok
+        assert requests.get(lines["Console"]).status_code == 200
+        deadline = time.monotonic() + 30
+        nodes = []
+        while len(nodes) < 2 and time.monotonic() < deadline:  # each node process checks in
+            nodes = requests.get(base + "/v1/admin/overview",
+                                 headers={"Authorization": f"Bearer {admin}"}).json()["nodes"]
+            time.sleep(0.2)
+        assert sorted(n["node"] for n in nodes) == ["local-node-1", "local-node-2"]
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) == 4  # redis-server, scheduler, two nodes
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]

@@ -32,7 +32,10 @@ def run_up(args: argparse.Namespace) -> int:
         raise InvalidInput(f"--nodes must be between 0 and 64, got {args.nodes}", code="invalid_nodes")
     farm = LocalFarm(args.data_dir, port=args.port, nodes=args.nodes)
     stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    # Handled explicitly: a shell that starts `up` in the background ignores SIGINT,
+    # and Python would then never raise KeyboardInterrupt.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.append(1))
     try:
         farm.start()
         print(f"Console: {farm.scheduler_url}/console")
