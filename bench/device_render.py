@@ -81,7 +81,6 @@ def load(src: Path, name: str):
 
 
 def run(src: Path, out: Path, repeats: int, qualities: list[str]) -> None:
-    import moderngl  # noqa: F401
 
     from node.render.encode import VideoEncoder, pick_video_codec
     from node.render.gl import GLCompositor, create_context

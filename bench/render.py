@@ -53,7 +53,6 @@ def child(mode: str, audio: str, transcript: str, quality: str, out: str) -> dic
                 "unique_frames": res.unique_frames, "stages": res.stage_seconds}
     # encoder alone: decode the rendered video to YUV planes first (not timed), then encode
     import av
-    import numpy as np
     from farm.audio import decode_audio
     from node.render.encode import VideoEncoder
     q = presets.quality(quality)

@@ -56,3 +56,17 @@ def speech(tmp_path_factory) -> tuple[Path, str]:
 @pytest.fixture(scope="session")
 def goforward() -> tuple[Path, str]:
     return SAMPLES / "goforward.wav", (SAMPLES / "goforward.txt").read_text().strip()
+
+
+@pytest.fixture(scope="session")
+def toonz():
+    """The shipped character."""
+    from assets.loader import load_character
+    return load_character("toonz")
+
+
+@pytest.fixture(scope="session")
+def explainer():
+    """The shipped explainer template."""
+    from assets.loader import load_template
+    return load_template("explainer")

@@ -16,16 +16,6 @@ from assets.raster import rasterize_character
 from farm.errors import InvalidInput
 
 
-@pytest.fixture(scope="module")
-def toonz():
-    return load_character("toonz")
-
-
-@pytest.fixture(scope="module")
-def explainer():
-    return load_template("explainer")
-
-
 @pytest.fixture
 def char_copy(tmp_path: Path) -> Path:
     """A writable copy of the toonz character folder."""

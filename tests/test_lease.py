@@ -51,7 +51,8 @@ def test_tiers_are_strict_and_fifo_inside_a_tier(r):
 
 
 def test_lease_marks_job_and_fences_grow(r):
-    a, b = enqueue(r), enqueue(r)
+    a = enqueue(r)
+    enqueue(r)
     n = node(r)
     la, lb = n.lease(), n.lease()
     assert lb.fence > la.fence

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from assets.loader import MOUTH_SHAPES, load_character, load_template
+from assets.loader import MOUTH_SHAPES
 from node.render.scene import blink_frames, build_scene
 
 
@@ -20,16 +20,6 @@ class StubTimeline:
     def sample(self, fps: float, n_frames: int) -> list[str]:
         # Cycle through `shapes`, a fifth of a second each.
         return [self.shapes[int(i / fps * 5) % len(self.shapes)] for i in range(n_frames)]
-
-
-@pytest.fixture(scope="module")
-def toonz():
-    return load_character("toonz")
-
-
-@pytest.fixture(scope="module")
-def explainer():
-    return load_template("explainer")
 
 
 @pytest.fixture(scope="module")
