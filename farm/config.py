@@ -30,6 +30,7 @@ class LeaseSettings:
     ttl_s: float = 30.0
     max_attempts: int = 3
     reap_interval_s: float = 2.0
+    stall_s: float = 300.0  # progress unmoved this long, heartbeats or not: a failed attempt
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ def _lease(environ: Mapping[str, str]) -> LeaseSettings:
         ttl_s=_float(environ, "TOONZ_LEASE_TTL_S", LeaseSettings.ttl_s),
         max_attempts=_int(environ, "TOONZ_MAX_ATTEMPTS", LeaseSettings.max_attempts),
         reap_interval_s=_float(environ, "TOONZ_REAP_INTERVAL_S", LeaseSettings.reap_interval_s),
+        stall_s=_float(environ, "TOONZ_STALL_S", LeaseSettings.stall_s),
     )
     if ls.ttl_s <= 0 or ls.max_attempts < 1 or ls.reap_interval_s <= 0:
         raise InvalidInput("lease TTL, max attempts and reap interval must be positive",

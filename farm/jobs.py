@@ -54,6 +54,7 @@ class Job:
     progress: float
     error: str
     title: str
+    priority: int
 
     @classmethod
     def from_redis(cls, raw: Mapping[bytes | str, bytes | str]) -> "Job":
@@ -70,6 +71,7 @@ class Job:
             attempts=int(h.get("attempts", 0) or 0), node=h.get("node", ""),
             fence=int(h.get("fence", 0) or 0), progress=float(h.get("progress", 0) or 0),
             error=h.get("error", ""), title=h.get("title", ""),
+            priority=int(h.get("priority", 50) or 50),
         )
 
     def public(self) -> dict:
@@ -81,7 +83,7 @@ class Job:
             "price": self.price_cents / 100, "price_cents": self.price_cents,
             "created_at": self.created_at, "started_at": self.started_at,
             "finished_at": self.finished_at, "attempts": self.attempts,
-            "node": self.node or None, "error": self.error or None,
+            "node": self.node or None, "error": self.error or None, "priority": self.priority,
         }
 
 

@@ -12,7 +12,11 @@ PREFIX = "toonz:"
 ALL_JOBS = PREFIX + "jobs"            # zset  job id -> created ms, every tenant (console)
 JOB_PREFIX = PREFIX + "job:"          # hash  toonz:job:{id} -> the job record (farm.jobs)
 BLOCKED_SUFFIX = ":blocked"           # set   toonz:job:{id}:blocked -> node ids that failed it
-QUEUE_PREFIX = PREFIX + "queue:"      # zset  toonz:queue:{tier} -> job id scored by enqueue ms (FIFO)
+QUEUE_PREFIX = PREFIX + "queue:"      # zset  toonz:queue:{tier} -> job id by enqueue ms (depth, oldest, aging)
+TENANT_QUEUE_PREFIX = PREFIX + "tq:"  # zset  toonz:tq:{tier}:{tenant} -> job id by priority score (farm.scheduling)
+RING_PREFIX = PREFIX + "ring:"        # list  toonz:ring:{tier} -> tenants with queued jobs, round-robin order
+CREDIT_SUFFIX = ":credit"             # hash  toonz:ring:{tier}:credit -> tenant -> picks left this turn
+PAUSED = PREFIX + "paused"            # set   tiers an operator paused
 LEASES = PREFIX + "leases"            # zset  job id -> lease deadline ms
 FENCE = PREFIX + "fence"              # int   the fence token counter; only grows
 NODES = PREFIX + "nodes"              # zset  node id -> last seen ms
@@ -37,6 +41,14 @@ def queue(tier: str) -> str:
     return QUEUE_PREFIX + tier
 
 
+def tenant_queue(tier: str, tenant_id: str) -> str:
+    return f"{TENANT_QUEUE_PREFIX}{tier}:{tenant_id}"
+
+
+def ring(tier: str) -> str:
+    return RING_PREFIX + tier
+
+
 def node(node_id: str) -> str:
     return NODE_PREFIX + node_id
 
@@ -59,3 +71,9 @@ def api_key(digest: str) -> str:
 
 def usage(tenant_id: str, month: str) -> str:
     return f"{USAGE_PREFIX}{tenant_id}:{month}"
+
+
+def lua_prelude_values() -> dict[str, str]:
+    """The prefixes the Lua prelude (farm/lua/common.lua) is rendered with."""
+    return {name: value for name, value in globals().items()
+            if name.isupper() and isinstance(value, str) and name != "PREFIX"}

@@ -15,7 +15,7 @@ from farm import keys, lua
 from farm.config import LeaseSettings
 from farm.errors import StaleLease
 from farm.jobs import Job
-from farm.presets import TIER_ORDER
+from farm.scheduling import lease_args
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,7 @@ class LeaseClient:
         return int(self.settings.ttl_s * 1000)
 
     def lease(self) -> Lease | None:
-        queues = [keys.queue(t.value) for t in TIER_ORDER]
-        got = self._scripts["lease"](
-            keys=[keys.LEASES, keys.FENCE, keys.NODES, *queues],
-            args=[self.node_id, self.ttl_ms, keys.JOB_PREFIX, keys.BLOCKED_SUFFIX])
+        got = self._scripts["lease"](args=[self.node_id, self.ttl_ms, *lease_args()])
         if not got:
             return None
         return Lease(job_id=_s(got[0]), fence=int(got[1]))
@@ -56,8 +53,7 @@ class LeaseClient:
     def heartbeat(self, lease: Lease, progress: float | None = None) -> str:
         """Renew the lease; returns the job state. Raises StaleLease for an old token."""
         prog = "" if progress is None else f"{min(max(progress, 0.0), 1.0):.4f}"
-        return _s(self._call("heartbeat", keys=[keys.job(lease.job_id), keys.LEASES, keys.NODES],
-                             args=[lease.job_id, lease.fence, self.ttl_ms, prog, self.node_id]))
+        return _s(self._call("heartbeat", [lease.job_id, lease.fence, self.ttl_ms, prog, self.node_id]))
 
     def complete(self, lease: Lease, artifacts: list[str]) -> str:
         return self._finish(lease, "succeeded", "", artifacts)
@@ -66,18 +62,13 @@ class LeaseClient:
         return self._finish(lease, "failed", error[:2000], [])
 
     def _finish(self, lease: Lease, outcome: str, error: str, artifacts: list[str]) -> str:
-        tenant, tier = self.redis.hmget(keys.job(lease.job_id), "tenant", "tier")
-        tenant, tier = _s(tenant or b""), _s(tier or b"free")
-        return _s(self._call(
-            "complete",
-            keys=[keys.job(lease.job_id), keys.LEASES, keys.tenant_active(tenant),
-                  keys.usage(tenant, month_of()), keys.queue(tier), keys.blocked(lease.job_id)],
-            args=[lease.job_id, lease.fence, outcome, error, self.settings.max_attempts,
-                  ",".join(artifacts), self.node_id]))
+        return _s(self._call("complete", [lease.job_id, lease.fence, outcome, error,
+                                          self.settings.max_attempts, ",".join(artifacts),
+                                          self.node_id, month_of()]))
 
-    def _call(self, name: str, keys: list, args: list):
+    def _call(self, name: str, args: list):
         try:
-            return self._scripts[name](keys=keys, args=args)
+            return self._scripts[name](args=args)
         except redis.ResponseError as exc:
             if str(exc).startswith("STALE"):
                 raise StaleLease(str(exc)) from None

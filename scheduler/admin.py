@@ -8,9 +8,10 @@ from importlib import resources
 from aiohttp import web
 
 from farm import keys
-from farm.errors import NotFound
-from farm.jobs import Job
-from farm.presets import TIER_ORDER
+from farm.errors import InvalidInput, NotFound
+from farm.jobs import Job, looks_like_job_id
+from farm.presets import TIER_ORDER, tier as parse_tier
+from scheduler import jobctl
 from scheduler.auth import principal
 from scheduler.context import REDIS
 
@@ -35,6 +36,7 @@ async def overview(request: web.Request) -> web.Response:
         q = keys.queue(t.value)
         oldest = await r.zrange(q, 0, 0, withscores=True)
         tiers.append({"tier": t.value, "depth": await r.zcard(q),
+                      "paused": bool(await r.sismember(keys.PAUSED, t.value)),
                       "oldest_wait_s": round(now - oldest[0][1] / 1000, 1) if oldest else 0.0})
     jobs, names = [], {}
     for job_id in await r.zrevrange(keys.ALL_JOBS, 0, RECENT_JOBS - 1):
@@ -47,6 +49,48 @@ async def overview(request: web.Request) -> web.Response:
                          "tier": job.tier})
     return web.json_response({"time": now, "nodes": nodes, "tiers": tiers, "jobs": jobs,
                               "leases": await r.zcard(keys.LEASES)})
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    await principal(request, role="admin")
+    job_id = _job_id(request)
+    return web.json_response({"job_id": job_id, "state": await jobctl.cancel(request.app, job_id)})
+
+
+async def set_priority(request: web.Request) -> web.Response:
+    await principal(request, role="admin")
+    job_id = _job_id(request)
+    body = await _json(request)
+    prio = await jobctl.reprioritize(request.app, job_id, body.get("priority"))
+    return web.json_response({"job_id": job_id, "priority": prio})
+
+
+async def pause_tier(request: web.Request) -> web.Response:
+    await principal(request, role="admin")
+    tier = parse_tier(request.match_info["tier"]).value
+    if request.match_info["action"] == "pause":
+        await request.app[REDIS].sadd(keys.PAUSED, tier)
+    else:
+        await request.app[REDIS].srem(keys.PAUSED, tier)
+    paused = sorted(t.decode() for t in await request.app[REDIS].smembers(keys.PAUSED))
+    return web.json_response({"tier": tier, "paused": tier in paused, "paused_tiers": paused})
+
+
+def _job_id(request: web.Request) -> str:
+    job_id = request.match_info["job_id"]
+    if not looks_like_job_id(job_id):
+        raise NotFound(f"no render {job_id!r}", code="job_not_found")
+    return job_id
+
+
+async def _json(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidInput("request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object", code="invalid_json")
+    return body
 
 
 async def console(request: web.Request) -> web.StreamResponse:

@@ -18,12 +18,13 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
-from farm import presets
+from farm import presets, scheduling
 from farm.config import Limits
 from farm.errors import InvalidInput, PayloadTooLarge
 
 CHUNK = 256 * 1024
-TEXT_FIELDS = ("transcript", "template", "character", "quality", "format", "title", "webhook_url")
+TEXT_FIELDS = ("transcript", "template", "character", "quality", "format", "title", "webhook_url",
+               "priority")
 MAX_TITLE_CHARS = 120
 
 
@@ -36,6 +37,7 @@ class RenderSpec:
     transcript: str
     title: str
     webhook_url: str
+    priority: int
 
 
 def validate_fields(fields: dict[str, str], limits: Limits) -> RenderSpec:
@@ -59,8 +61,11 @@ def validate_fields(fields: dict[str, str], limits: Limits) -> RenderSpec:
     if len(title) > MAX_TITLE_CHARS:
         raise InvalidInput(f"title has {len(title)} characters; the limit is {MAX_TITLE_CHARS}",
                            code="title_too_long")
+    prio = scheduling.priority(fields["priority"]) if fields.get("priority") not in (None, "") \
+        else scheduling.DEFAULT_PRIORITY
     return RenderSpec(template=template, character=character, quality=quality, format=fmt,
-                      transcript=transcript, title=title, webhook_url=fields.get("webhook_url") or "")
+                      transcript=transcript, title=title, webhook_url=fields.get("webhook_url") or "",
+                      priority=prio)
 
 
 async def read_request(request: web.Request, tmp_dir: Path, limits: Limits) -> tuple[RenderSpec, Path]:
@@ -75,7 +80,8 @@ async def read_request(request: web.Request, tmp_dir: Path, limits: Limits) -> t
             raise InvalidInput("request body is not valid JSON", code="invalid_json") from None
         if not isinstance(body, dict):
             raise InvalidInput("request body must be a JSON object", code="invalid_json")
-        fields = {k: _text(k, body.get(k)) for k in TEXT_FIELDS if body.get(k) is not None}
+        fields = {k: str(body[k]) if k == "priority" and isinstance(body[k], int) else _text(k, body[k])
+                  for k in TEXT_FIELDS if body.get(k) is not None}
         spec = validate_fields(fields, limits)
         url = body.get("audio_url")
         if not url:

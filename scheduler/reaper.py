@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from farm import keys
 from farm.config import LeaseSettings
 
 log = logging.getLogger("toonz.reaper")
@@ -19,10 +18,8 @@ class Reaper:
         self._task: asyncio.Task | None = None
 
     async def reap_once(self) -> list[tuple[str, str]]:
-        flat = await self._script(
-            keys=[keys.LEASES],
-            args=[keys.JOB_PREFIX, keys.QUEUE_PREFIX, keys.TENANT_PREFIX, keys.ACTIVE_SUFFIX,
-                  self.settings.max_attempts, BATCH])
+        flat = await self._script(args=[self.settings.max_attempts, BATCH,
+                                        int(self.settings.stall_s * 1000)])
         pairs = [(flat[i].decode(), flat[i + 1].decode()) for i in range(0, len(flat), 2)]
         for job_id, state in pairs:
             log.warning("lease of %s expired: now %s", job_id, state)

@@ -15,6 +15,8 @@ from farm.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from farm.jobs import Job, JobState, looks_like_job_id, new_job_id
 from farm.lease import month_of
 from farm.presets import TIER_LIMITS, TIER_ORDER
+from farm.scheduling import queue_score
+from scheduler import jobctl
 from scheduler.auth import principal
 from scheduler.context import CONFIG, REDIS, SCRIPTS, STORE
 from scheduler.intake import read_request
@@ -53,13 +55,13 @@ async def create_render(request: web.Request) -> web.Response:
         "audio": INPUT_ARTIFACT,
     }
     quota = limit.renders_per_month if limit.renders_per_month is not None else -1
+    created_ms = int(now * 1000)
+    record["priority"] = spec.priority
     r = request.app[REDIS]
     try:
-        await request.app[SCRIPTS]["submit"](
-            keys=[keys.job(job_id), keys.queue(who.tier.value), keys.tenant_jobs(who.tenant_id),
-                  keys.tenant_active(who.tenant_id), keys.usage(who.tenant_id, month_of(now)),
-                  keys.ALL_JOBS],
-            args=[job_id, quota, int(now * 1000), *[x for kv in record.items() for x in kv]])
+        await request.app[SCRIPTS]["submit"](args=[
+            job_id, who.tenant_id, who.tier.value, quota, month_of(now), created_ms,
+            queue_score(spec.priority, created_ms), *[x for kv in record.items() for x in kv]])
     except redis.ResponseError as exc:
         store.delete_job(job_id)
         if str(exc).startswith("QUOTA"):
@@ -102,6 +104,13 @@ async def download_render(request: web.Request) -> web.StreamResponse:
                                                                  "application/octet-stream")
     return web.FileResponse(path, headers={
         "Content-Type": ctype, "Content-Disposition": f'attachment; filename="{job.id}-{name}"'})
+
+
+async def cancel_render(request: web.Request) -> web.Response:
+    who = await principal(request)
+    job = await _own_job(request, who.tenant_id)
+    state = await jobctl.cancel(request.app, job.id)
+    return web.json_response({"job_id": job.id, "state": state}, status=202)
 
 
 async def usage(request: web.Request) -> web.Response:

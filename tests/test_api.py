@@ -254,3 +254,57 @@ async def test_console_page_and_assets_are_served_locally(api):
         assert (await ns.client.get(ref)).status == 200
     assert "http" not in html.replace("http-equiv", "")  # no CDN: every asset is ours
     await expect_error(await ns.client.get("/console/missing.js"), 404, "not_found")
+
+
+async def test_cancel_a_queued_render(api, goforward):
+    ns = await api.make()
+    job_id = (await (await ns.client.post("/v1/renders", data=form(goforward[0].read_bytes()),
+                                          headers=auth(ns.key))).json())["job_id"]
+    other = create_key(ns.r, "other", "pro")
+    await expect_error(await ns.client.post(f"/v1/renders/{job_id}/cancel", headers=auth(other)),
+                       404, "job_not_found")
+    resp = await ns.client.post(f"/v1/renders/{job_id}/cancel", headers=auth(ns.key))
+    assert resp.status == 202 and (await resp.json())["state"] == "canceled"
+    before = snapshot(ns)
+    await expect_error(await ns.client.post(f"/v1/renders/{job_id}/cancel", headers=auth(ns.key)),
+                       409, "already_finished")
+    assert snapshot(ns) == before
+    usage = await (await ns.client.get("/v1/usage", headers=auth(ns.key))).json()
+    assert usage["renders_in_progress"] == 0 and usage["renders_used"] == 0
+
+
+async def test_admin_pause_resume_and_priority(api, goforward):
+    ns = await api.make()
+    admin = auth(create_key(ns.r, "operator", "enterprise", role="admin"))
+    resp = await ns.client.post("/v1/admin/tiers/pro/pause", headers=admin)
+    assert (await resp.json())["paused_tiers"] == ["pro"]
+    overview = await (await ns.client.get("/v1/admin/overview", headers=admin)).json()
+    assert [t["paused"] for t in overview["tiers"]] == [False, True, False, False]
+    assert (await (await ns.client.post("/v1/admin/tiers/pro/resume", headers=admin)).json())["paused"] is False
+    await expect_error(await ns.client.post("/v1/admin/tiers/gold/pause", headers=admin), 400, "unknown_tier")
+    await expect_error(await ns.client.post("/v1/admin/tiers/pro/pause", headers=auth(ns.key)),
+                       403, "admin_only")
+
+    job_id = (await (await ns.client.post("/v1/renders", data=form(goforward[0].read_bytes(), priority="20"),
+                                          headers=auth(ns.key))).json())["job_id"]
+    url = f"/v1/admin/jobs/{job_id}/priority"
+    before = snapshot(ns)
+    for bad in ("high", 101, -1, None):
+        await expect_error(await ns.client.post(url, json={"priority": bad}, headers=admin), 400,
+                           "invalid_priority")
+    assert snapshot(ns) == before
+    resp = await ns.client.post(url, json={"priority": 80}, headers=admin)
+    assert (await resp.json())["priority"] == 80
+    job = await (await ns.client.get(f"/v1/renders/{job_id}", headers=auth(ns.key))).json()
+    assert job["priority"] == 80
+    await ns.client.post(f"/v1/admin/jobs/{job_id}/cancel", headers=admin)
+    await expect_error(await ns.client.post(url, json={"priority": 10}, headers=admin), 409, "not_queued")
+
+
+async def test_bad_priority_on_submit_changes_nothing(api):
+    ns = await api.make()
+    before = snapshot(ns)
+    for bad in ("urgent", "500", "-3"):
+        resp = await ns.client.post("/v1/renders", data=form(wav_bytes(1), priority=bad), headers=auth(ns.key))
+        await expect_error(resp, 400, "invalid_priority")
+    assert snapshot(ns) == before

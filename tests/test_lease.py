@@ -41,10 +41,11 @@ def test_empty_queue_leases_nothing(r):
 
 
 def test_tiers_are_strict_and_fifo_inside_a_tier(r):
-    free1 = enqueue(r, "free", created_ms=1000)
-    pro1 = enqueue(r, "pro", created_ms=3000)
-    free2 = enqueue(r, "free", created_ms=2000)
-    ent = enqueue(r, "enterprise", created_ms=4000)
+    now = int(time.time() * 1000)
+    free1 = enqueue(r, "free", created_ms=now - 4)
+    pro1 = enqueue(r, "pro", created_ms=now - 2)
+    free2 = enqueue(r, "free", created_ms=now - 3)
+    ent = enqueue(r, "enterprise", created_ms=now - 1)
     n = node(r)
     assert [n.lease().job_id for _ in range(4)] == [ent, pro1, free1, free2]
     assert n.lease() is None

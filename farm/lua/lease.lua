@@ -1,33 +1,99 @@
--- Lease the next job for a node: strict tiers, FIFO inside a tier, fenced, expiring.
--- KEYS[1] leases          toonz:leases     (zset, job id -> deadline ms)
--- KEYS[2] fence counter   toonz:fence      (only grows)
--- KEYS[3] nodes           toonz:nodes      (zset, node id -> last seen ms)
--- KEYS[4..] tier queues, strongest tier first (toonz:queue:{tier})
--- ARGV[1] node id, ARGV[2] lease TTL ms, ARGV[3] job key prefix, ARGV[4] blocked-set suffix
+-- Lease the next job for a node: fenced, expiring, and in this order:
+--   strict tiers, strongest first (paused tiers are skipped);
+--   aging: a job that waited k aging bounds of its tier competes k tiers up;
+--   inside a tier, tenants by weighted round robin (tenant field `weight`, default 1);
+--   inside a tenant, by queue score (priority, then FIFO).
+-- A node that failed a job skips it, unless every live node has failed it.
+-- ARGV[1] node id, ARGV[2] lease TTL ms, ARGV[3] tiers strongest first (comma separated),
+-- ARGV[4] their aging bounds in ms (comma separated, same order)
 -- Returns {job id, fence token} or nil.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local node, ttl = ARGV[1], tonumber(ARGV[2])
-local prefix, blocked_suffix = ARGV[3], ARGV[4]
-redis.call('ZADD', KEYS[3], now, node)
-local live = redis.call('ZCOUNT', KEYS[3], now - 3 * ttl, '+inf')
-for q = 4, #KEYS do
-  -- A bounded window: a blocked job at the head does not hide those behind it.
-  local ids = redis.call('ZRANGE', KEYS[q], 0, 63)
-  for _, id in ipairs(ids) do
-    local bkey = prefix .. id .. blocked_suffix
-    -- A node that failed this job skips it, unless every live node has failed it.
-    local skip = redis.call('SISMEMBER', bkey, node) == 1 and redis.call('SCARD', bkey) < live
-    if not skip then
-      local jkey = prefix .. id
-      redis.call('ZREM', KEYS[q], id)
-      local fence = redis.call('INCR', KEYS[2])
-      redis.call('HSET', jkey, 'state', 'leased', 'node', node, 'fence', fence,
-        'leased_at', string.format('%.3f', now / 1000))
-      redis.call('HINCRBY', jkey, 'attempts', 1)
-      redis.call('ZADD', KEYS[1], now + ttl, id)
-      return {id, fence}
+local tiers, bounds = split(ARGV[3]), split(ARGV[4])
+local WINDOW = 15  -- jobs looked at per tenant: a blocked head does not hide the rest
+local now = now_ms()
+redis.call('ZADD', KEY.nodes, now, node)
+local live = redis.call('ZCOUNT', KEY.nodes, now - 3 * ttl, '+inf')
+
+local function allowed(id)
+  local b = KEY.job .. id .. KEY.blocked
+  return not (redis.call('SISMEMBER', b, node) == 1 and redis.call('SCARD', b) < live)
+end
+
+local function paused(tier)
+  return redis.call('SISMEMBER', KEY.paused, tier) == 1
+end
+
+-- The next tenant's job in the tier's ring, without taking it.
+local function fair_pick(tier)
+  local ring = KEY.ring .. tier
+  for _ = 1, redis.call('LLEN', ring) do
+    local tenant = redis.call('LINDEX', ring, 0)
+    local ids = redis.call('ZRANGE', tenant_queue(tier, tenant), 0, WINDOW - 1)
+    if #ids == 0 then
+      redis.call('LPOP', ring)
+    else
+      for _, id in ipairs(ids) do
+        if allowed(id) then return id, tenant end
+      end
+      redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT')
     end
+  end
+  return nil
+end
+
+-- Spend one of the tenant's picks this turn; its turn ends when they run out.
+local function charge_turn(tier, tenant)
+  local credit_key = KEY.ring .. tier .. KEY.credit
+  local left = tonumber(redis.call('HGET', credit_key, tenant) or
+    redis.call('HGET', KEY.tenant .. tenant, 'weight') or '1') - 1
+  if left <= 0 then
+    redis.call('HDEL', credit_key, tenant)
+    local ring = KEY.ring .. tier
+    if redis.call('LINDEX', ring, 0) == tenant then redis.call('LMOVE', ring, ring, 'LEFT', 'RIGHT') end
+  else
+    redis.call('HSET', credit_key, tenant, left)
+  end
+end
+
+-- The oldest job of a weaker tier that has aged up to `level` (1 = strongest).
+local function aged_pick(level)
+  local best, best_ms = nil, nil
+  for j = level + 1, #tiers do
+    local bound = tonumber(bounds[j])
+    if bound > 0 and not paused(tiers[j]) then
+      local head = redis.call('ZRANGE', KEY.queue .. tiers[j], 0, 0, 'WITHSCORES')
+      if head[1] then
+        local enq = tonumber(head[2])
+        if j - math.floor((now - enq) / bound) <= level and allowed(head[1])
+            and (best_ms == nil or enq < best_ms) then
+          best, best_ms = head[1], enq
+        end
+      end
+    end
+  end
+  return best, best_ms
+end
+
+for level = 1, #tiers do
+  local tier = tiers[level]
+  local id, tenant
+  if not paused(tier) then id, tenant = fair_pick(tier) end
+  local aged, aged_ms = aged_pick(level)
+  if aged and (not id or aged_ms < tonumber(redis.call('HGET', KEY.job .. id, 'enqueued_ms'))) then
+    id, tenant = aged, nil
+  elseif id then
+    charge_turn(tier, tenant)
+  end
+  if id then
+    local jkey = KEY.job .. id
+    local j = redis.call('HMGET', jkey, 'tier', 'tenant')
+    dequeue(id, j[1], j[2])
+    local fence = redis.call('INCR', KEY.fence)
+    redis.call('HSET', jkey, 'state', 'leased', 'node', node, 'fence', fence,
+      'leased_at', seconds(now), 'progress_at', seconds(now))
+    redis.call('HINCRBY', jkey, 'attempts', 1)
+    redis.call('ZADD', KEY.leases, now + ttl, id)
+    return {id, fence}
   end
 end
 return nil

@@ -1,0 +1,17 @@
+-- Cancel a job: a queued one at once; a leased one asks its node to stop (the node
+-- sees 'cancel_requested' at its next heartbeat and completes as canceled).
+-- ARGV[1] job id
+-- Returns the job's new state; an error reply starting with TERMINAL if it had ended.
+local id = ARGV[1]
+local jkey = KEY.job .. id
+local j = redis.call('HMGET', jkey, 'state', 'tier', 'tenant')
+if j[1] == 'queued' then
+  dequeue(id, j[2], j[3])
+  settle(id, 'canceled', now_ms(), nil)
+  return 'canceled'
+end
+if is_leased(j[1]) then
+  redis.call('HSET', jkey, 'state', 'cancel_requested')
+  return 'cancel_requested'
+end
+return redis.error_reply('TERMINAL job ' .. id .. ' is ' .. tostring(j[1]))

@@ -1,0 +1,77 @@
+-- The prelude of every farm script, prepended when the scripts are loaded.
+-- The placeholders in double braces are filled from farm/keys.py, the one place that spells
+-- the key schema (see it for each key's type). All times are Unix ms unless named _s.
+local KEY = {
+  job = '{{JOB_PREFIX}}', blocked = '{{BLOCKED_SUFFIX}}', queue = '{{QUEUE_PREFIX}}',
+  tq = '{{TENANT_QUEUE_PREFIX}}', ring = '{{RING_PREFIX}}', credit = '{{CREDIT_SUFFIX}}',
+  leases = '{{LEASES}}', fence = '{{FENCE}}', nodes = '{{NODES}}', paused = '{{PAUSED}}',
+  tenant = '{{TENANT_PREFIX}}', active = '{{ACTIVE_SUFFIX}}', tenant_jobs = '{{JOBS_SUFFIX}}',
+  usage = '{{USAGE_PREFIX}}', all_jobs = '{{ALL_JOBS}}',
+}
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function seconds(ms)
+  return string.format('%.3f', ms / 1000)
+end
+
+local function split(text)
+  local out = {}
+  for part in string.gmatch(text, '[^,]+') do out[#out + 1] = part end
+  return out
+end
+
+local function tenant_queue(tier, tenant)
+  return KEY.tq .. tier .. ':' .. tenant
+end
+
+-- Put a job (already recorded) in its tier's view and its tenant's queue; a tenant
+-- whose queue was empty joins the back of the tier's round-robin ring.
+local function enqueue(id, tier, tenant, enqueued_ms, score)
+  redis.call('ZADD', KEY.queue .. tier, enqueued_ms, id)
+  redis.call('ZADD', tenant_queue(tier, tenant), score, id)
+  if not redis.call('LPOS', KEY.ring .. tier, tenant) then
+    redis.call('RPUSH', KEY.ring .. tier, tenant)
+  end
+end
+
+-- Take a job out of the queues (the ring forgets drained tenants lazily, in lease).
+local function dequeue(id, tier, tenant)
+  redis.call('ZREM', KEY.queue .. tier, id)
+  redis.call('ZREM', tenant_queue(tier, tenant), id)
+end
+
+-- Put a job that was leased back in the queue, at its old place.
+local function requeue(id)
+  local j = redis.call('HMGET', KEY.job .. id, 'tier', 'tenant', 'enqueued_ms', 'score')
+  enqueue(id, j[1], j[2], j[3], j[4])
+end
+
+-- A job reached a terminal state: it no longer counts against its tenant's quota.
+local function settle(id, state, now, err)
+  local jkey = KEY.job .. id
+  local tenant = redis.call('HGET', jkey, 'tenant')
+  redis.call('HSET', jkey, 'state', state, 'finished_at', seconds(now))
+  if err then redis.call('HSET', jkey, 'error', err) end
+  redis.call('SREM', KEY.tenant .. tenant .. KEY.active, id)
+  redis.call('ZREM', KEY.leases, id)
+end
+
+local function is_leased(state)
+  return state == 'leased' or state == 'running' or state == 'cancel_requested'
+end
+
+-- A fence token that is not the job's current one, or a job no longer leased: refused.
+local function check_fence(id, fence)
+  local j = redis.call('HMGET', KEY.job .. id, 'state', 'fence')
+  if j[2] ~= fence or not is_leased(j[1]) then
+    return redis.error_reply('STALE fence ' .. fence .. ' for job ' .. id .. ' (current ' ..
+      tostring(j[2]) .. ', state ' .. tostring(j[1]) .. ')')
+  end
+  return j[1]
+end
+
+-- (the script itself follows)
