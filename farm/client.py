@@ -23,6 +23,8 @@ import requests
 from farm.errors import ToonzError, error_for
 
 TERMINAL = ("succeeded", "failed", "canceled")
+RETRIES = 8  # GET attempts, about 20 s of backoff in all
+RETRY_STATUSES = (502, 503, 504)
 
 
 class RenderFailed(ToonzError):
@@ -155,7 +157,19 @@ class ToonzClient:
         self.close()
 
     def _request(self, method: str, path: str, **kw) -> dict:
-        resp = self._http.request(method, self.base_url + path, timeout=self.timeout_s, **kw)
+        # GETs are safe to repeat: ride out a scheduler or Redis restart for a while.
+        attempts = RETRIES if method == "GET" else 1
+        delay = 0.25
+        for attempt in range(attempts):
+            try:
+                resp = self._http.request(method, self.base_url + path, timeout=self.timeout_s, **kw)
+                if resp.status_code not in RETRY_STATUSES or attempt == attempts - 1:
+                    break
+            except requests.ConnectionError:
+                if attempt == attempts - 1:
+                    raise
+            time.sleep(delay)
+            delay = min(delay * 2, 4.0)
         _check(resp)
         return resp.json()
 

@@ -61,6 +61,10 @@ class LeaseClient:
     def fail(self, lease: Lease, error: str) -> str:
         return self._finish(lease, "failed", error[:2000], [])
 
+    def release(self, lease: Lease) -> str:
+        """Hand the job back untouched (a forced stop): re-queued, no attempt counted."""
+        return self._finish(lease, "released", "", [])
+
     def _finish(self, lease: Lease, outcome: str, error: str, artifacts: list[str]) -> str:
         return _s(self._call("complete", [lease.job_id, lease.fence, outcome, error,
                                           self.settings.max_attempts, ",".join(artifacts),

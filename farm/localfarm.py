@@ -52,6 +52,7 @@ class LocalFarm:
                "TOONZ_SCHEDULER_URL": self.scheduler_url, "TOONZ_PORT": str(self.port)}
         self.scheduler = self._spawn("scheduler", ["scheduler"], env)
         self._wait_healthy(timeout_s)
+        self._env = env
         for i in range(self.n_nodes):
             self.add_node(env, i + 1)
         return self
@@ -108,6 +109,22 @@ class LocalFarm:
             time.sleep(0.1)
         raise ServiceUnavailable(f"the scheduler did not become healthy within {timeout_s:.0f} s",
                                  code="scheduler_failed")
+
+    def node_process(self, node_id: str) -> subprocess.Popen:
+        """The process of node `local-node-N`."""
+        return self.nodes[int(node_id.rsplit("-", 1)[1]) - 1]
+
+    def restart_scheduler(self, timeout_s: float = 30.0) -> None:
+        """Kill the scheduler outright and start a new one on the same port."""
+        self.scheduler.kill()
+        self.scheduler.wait()
+        self.scheduler = self._spawn("scheduler", ["scheduler"], self._env)
+        self._wait_healthy(timeout_s)
+
+    def restart_redis(self) -> None:
+        """Stop redis-server (it writes its append-only file) and start it again."""
+        self.redis.stop()
+        self.redis.start()
 
     def dead_children(self) -> list[str]:
         procs = [("scheduler", self.scheduler), *((f"node-{i + 1}", p) for i, p in enumerate(self.nodes))]

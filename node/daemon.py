@@ -2,8 +2,9 @@
 
 Stop order (`stop()`): stop leasing; keep heartbeats going while the job in hand
 finishes; upload and complete it; sign off; close connections. The first SIGTERM
-drains that way; a second one forces: the job in hand is abandoned at the next
-frame and handed back as failed so another node can take it.
+drains that way; a second one forces: the job in hand is abandoned at its next
+frame and released (re-queued without counting an attempt) for another node.
+Redis and scheduler outages are ridden out with retries (node/retry.py).
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import signal
 import threading
 import time
 import traceback
-from pathlib import Path
 
 import redis
-import requests
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from farm import keys
 from farm.config import NodeConfig
 from farm.errors import StaleLease
-from farm.jobs import JobState
 from farm.lease import Lease, LeaseClient
+from node.heartbeat import Heartbeat
+from node.retry import retry
+from node.transfer import Transfer
 
 log = logging.getLogger("toonz.node")
 
@@ -32,53 +35,14 @@ class JobStopped(Exception):
     """The job was canceled, its lease was lost, or the node was forced to stop."""
 
 
-PROGRESS_INTERVAL_S = 1.0  # how often fresh progress reaches Redis (and so the API)
-
-
-class Heartbeat:
-    """Renews one lease every third of its TTL; pushes new progress every second."""
-
-    def __init__(self, client: LeaseClient, lease: Lease) -> None:
-        self.client, self.lease = client, lease
-        self.progress: float | None = None
-        self.lost: str = ""  # why the job must stop ('' while it may go on)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{lease.job_id}", daemon=True)
-
-    def start(self) -> None:
-        self.beat()
-        self._thread.start()
-
-    def beat(self) -> None:
-        try:
-            state = self.client.heartbeat(self.lease, self.progress)
-            if state == JobState.CANCEL_REQUESTED.value:
-                self.lost = "canceled"
-        except StaleLease as exc:
-            self.lost = f"lease lost: {exc}"
-        except redis.RedisError as exc:  # transient; the lease survives a few missed beats
-            log.warning("heartbeat for %s failed: %s", self.lease.job_id, exc)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        renew_s = self.client.settings.ttl_s / 3
-        last_beat, last_progress = time.monotonic(), self.progress
-        while not self._stop.wait(min(renew_s, PROGRESS_INTERVAL_S)):
-            if self.progress != last_progress or time.monotonic() - last_beat >= renew_s:
-                last_progress = self.progress
-                self.beat()
-                last_beat = time.monotonic()
-
-
 class NodeDaemon:
     def __init__(self, config: NodeConfig, *, handle_signals: bool = True) -> None:
         self.config = config
-        self.redis = redis.Redis.from_url(config.redis_url)
+        self.redis = redis.Redis.from_url(
+            config.redis_url, health_check_interval=10, retry=Retry(ExponentialBackoff(cap=1.0), 3),
+            retry_on_error=[redis.ConnectionError, redis.TimeoutError])
         self.leases = LeaseClient(self.redis, config.node_id, config.lease)
-        self.http = requests.Session()
+        self.transfer = Transfer(config.scheduler_url, config.node_id)
         self._draining = threading.Event()
         self._forced = threading.Event()
         self._thread: threading.Thread | None = None
@@ -102,7 +66,7 @@ class NodeDaemon:
 
     def _on_signal(self, signum, frame) -> None:
         if self._draining.is_set():
-            log.warning("second signal: forcing stop")
+            log.warning("second signal: forcing stop, releasing the job in hand")
             self._forced.set()
         else:
             log.info("signal %s: draining (finishing the job in hand; again to force)", signum)
@@ -111,35 +75,44 @@ class NodeDaemon:
     def run(self) -> None:
         cfg = self.config
         cfg.work_dir.mkdir(parents=True, exist_ok=True)
-        self.redis.hset(keys.node(cfg.node_id), mapping={"state": "idle", "started_at": f"{time.time():.3f}"})
+        self._set_state("idle", started_at=f"{time.time():.3f}")
         log.info("node %s leasing from %s", cfg.node_id, cfg.redis_url)
+        delay = cfg.poll_interval_s
         try:
             while not self._draining.is_set():
                 try:
                     lease = self.leases.lease()
+                    delay = cfg.poll_interval_s
                 except redis.RedisError as exc:
-                    log.warning("lease failed (%s); retrying", exc)
-                    self._draining.wait(min(5.0, cfg.poll_interval_s * 4))
+                    delay = min(delay * 2, 5.0)
+                    log.warning("lease failed (%s); retrying in %.1f s", exc, delay)
+                    self._draining.wait(delay)
                     continue
                 if lease is None:
                     self._draining.wait(cfg.poll_interval_s)
                     continue
                 self.run_job(lease)
         finally:
-            self.redis.hset(keys.node(cfg.node_id), "state", "offline")
-            self.redis.zrem(keys.NODES, cfg.node_id)
-            self.http.close()
+            try:
+                self._set_state("offline")
+                self.redis.zrem(keys.NODES, cfg.node_id)
+            except redis.RedisError:
+                log.warning("could not sign off: Redis unreachable")
+            self.transfer.close()
             self.redis.close()
             log.info("node %s signed off", cfg.node_id)
+
+    def _set_state(self, state: str, **extra: str) -> None:
+        self.redis.hset(keys.node(self.config.node_id), mapping={"state": state, **extra})
 
     # one job -----------------------------------------------------------------
     def run_job(self, lease: Lease) -> str:
         from node.pipeline import render  # heavy imports (GL, PyAV) only where work happens
 
-        job = self.leases.job(lease.job_id)
+        job = retry(lambda: self.leases.job(lease.job_id), "reading the job")
         log.info("leased %s (fence %d, attempt %d, %s %s)", job.id, lease.fence, job.attempts,
                  job.tier, job.quality)
-        self.redis.hset(keys.node(self.config.node_id), mapping={"state": "busy", "job": job.id})
+        self._set_state("busy", job=job.id)
         hb = Heartbeat(self.leases, lease)
         hb.start()
         work = self.config.work_dir / job.id
@@ -153,16 +126,15 @@ class NodeDaemon:
                 raise JobStopped("node forced to stop")
 
         try:
-            audio = self._fetch_input(lease, work / "input.audio")
+            audio = self.transfer.fetch_input(lease, work / "input.audio")
             result = render(audio, work / "video.mp4", transcript=job.transcript or None,
                             template=job.template, character=job.character, quality=job.quality,
                             title=job.title or None, progress=progress)
-            names = []
             for path in (result.video, result.timeline):
-                self._upload(lease, path)
-                names.append(path.name)
+                self.transfer.upload(lease, path)
             hb.stop()
-            outcome = self.leases.complete(lease, names)
+            outcome = retry(lambda: self.leases.complete(
+                lease, [result.video.name, result.timeline.name]), f"completing {job.id}")
             log.info("%s %s in %.1f s (%d frames, %.1f frames/s)", job.id, outcome,
                      result.seconds, result.frames, result.frames / max(result.seconds, 1e-9))
             return outcome
@@ -171,38 +143,26 @@ class NodeDaemon:
             return "stale"
         except Exception as exc:
             hb.stop()
+            forced = isinstance(exc, JobStopped) and not hb.lost
             err = f"{type(exc).__name__}: {exc}"
-            log.error("%s failed: %s\n%s", job.id, err, traceback.format_exc())
+            if isinstance(exc, JobStopped):
+                log.warning("%s stopped: %s", job.id, exc)
+            else:
+                log.error("%s failed: %s\n%s", job.id, err, traceback.format_exc())
             try:
-                return self.leases.fail(lease, err)
-            except StaleLease:
+                if forced:
+                    outcome = retry(lambda: self.leases.release(lease), f"releasing {job.id}")
+                else:
+                    outcome = retry(lambda: self.leases.fail(lease, err), f"failing {job.id}")
+            except StaleLease as stale:
+                log.warning("%s: lease lost, nothing recorded: %s", job.id, stale)
                 return "stale"
+            log.info("%s is now %s", job.id, outcome)
+            return outcome
         finally:
             hb.stop()
             shutil.rmtree(work, ignore_errors=True)
-            self.redis.hset(keys.node(self.config.node_id), mapping={"state": "idle", "job": ""})
-
-    def _headers(self, lease: Lease) -> dict[str, str]:
-        return {"X-Toonz-Fence": str(lease.fence), "X-Toonz-Node": self.config.node_id}
-
-    def _fetch_input(self, lease: Lease, dest: Path) -> Path:
-        url = f"{self.config.scheduler_url}/v1/node/jobs/{lease.job_id}/input"
-        with self.http.get(url, headers=self._headers(lease), stream=True, timeout=60) as resp:
-            _raise_for(resp)
-            with open(dest, "wb") as fh:
-                for chunk in resp.iter_content(1024 * 1024):
-                    fh.write(chunk)
-        return dest
-
-    def _upload(self, lease: Lease, path: Path) -> None:
-        url = f"{self.config.scheduler_url}/v1/node/jobs/{lease.job_id}/artifacts/{path.name}"
-        with open(path, "rb") as fh:
-            resp = self.http.put(url, data=fh, headers=self._headers(lease), timeout=300)
-        _raise_for(resp)
-
-
-def _raise_for(resp: requests.Response) -> None:
-    if resp.status_code == 409:
-        raise StaleLease(resp.text[:300])
-    if resp.status_code >= 400:
-        raise RuntimeError(f"scheduler answered HTTP {resp.status_code}: {resp.text[:300]}")
+            try:
+                self._set_state("idle", job="")
+            except redis.RedisError:
+                pass

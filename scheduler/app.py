@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import logging
 
+import redis
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from aiohttp import web
 
 from farm import lua
@@ -19,7 +22,10 @@ log = logging.getLogger("toonz.scheduler")
 
 
 async def _redis_ctx(app: web.Application):
-    client = aioredis.from_url(app[CONFIG].redis_url)
+    # A Redis restart leaves dead pooled connections: retry a command on a fresh one.
+    client = aioredis.from_url(
+        app[CONFIG].redis_url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError], health_check_interval=10)
     app[REDIS] = client
     app[SCRIPTS] = lua.register(client)
     yield

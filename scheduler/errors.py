@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import secrets
 
+import redis
 from aiohttp import web
 
 from farm.errors import ToonzError
@@ -24,6 +25,10 @@ async def error_middleware(request: web.Request, handler):
         resp = await handler(request)
     except ToonzError as exc:
         return error_response(exc.status, exc.code, exc.message, request_id)
+    except (redis.ConnectionError, redis.TimeoutError):
+        log.warning("Redis unreachable during %s %s (request %s)", request.method, request.path, request_id)
+        return error_response(503, "unavailable", "the farm's database is unreachable; retry shortly",
+                              request_id)
     except web.HTTPException as exc:
         if exc.status >= 400:
             code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(

@@ -1,5 +1,6 @@
 -- Finish a leased job exactly once: success charges usage; failure retries or fails.
--- ARGV[1] job id, ARGV[2] fence token, ARGV[3] 'succeeded' or 'failed', ARGV[4] error text,
+-- A release (a node forced to stop) re-queues the job without counting the attempt.
+-- ARGV[1] job id, ARGV[2] fence token, ARGV[3] 'succeeded', 'failed' or 'released', ARGV[4] error,
 -- ARGV[5] max attempts, ARGV[6] artifact names (comma separated), ARGV[7] node id,
 -- ARGV[8] month (YYYY-MM) the usage is charged to
 -- Returns the job's new state; an error reply starting with STALE for an old token.
@@ -21,6 +22,13 @@ end
 if state == 'cancel_requested' then
   settle(id, 'canceled', now, nil)
   return 'canceled'
+end
+if ARGV[3] == 'released' then
+  redis.call('ZREM', KEY.leases, id)
+  redis.call('HINCRBY', jkey, 'attempts', -1)
+  redis.call('HSET', jkey, 'state', 'queued', 'node', '')
+  requeue(id)
+  return 'queued'
 end
 redis.call('SADD', jkey .. KEY.blocked, ARGV[7])
 if tonumber(redis.call('HGET', jkey, 'attempts') or '0') >= tonumber(ARGV[5]) then
