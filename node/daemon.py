@@ -15,6 +15,7 @@ import signal
 import threading
 import time
 import traceback
+from pathlib import Path
 
 import redis
 from redis.backoff import ExponentialBackoff
@@ -23,8 +24,10 @@ from redis.retry import Retry
 from farm import keys
 from farm.config import NodeConfig
 from farm.errors import StaleLease
+from farm.jobs import Job
 from farm.lease import Lease, LeaseClient
 from node.heartbeat import Heartbeat
+from node.joblog import LOG_ARTIFACT, JobLog
 from node.retry import retry
 from node.transfer import Transfer
 
@@ -107,8 +110,6 @@ class NodeDaemon:
 
     # one job -----------------------------------------------------------------
     def run_job(self, lease: Lease) -> str:
-        from node.pipeline import render  # heavy imports (GL, PyAV) only where work happens
-
         job = retry(lambda: self.leases.job(lease.job_id), "reading the job")
         log.info("leased %s (fence %d, attempt %d, %s %s)", job.id, lease.fence, job.attempts,
                  job.tier, job.quality)
@@ -117,6 +118,18 @@ class NodeDaemon:
         hb.start()
         work = self.config.work_dir / job.id
         work.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._run_job(job, lease, hb, work)
+        except StaleLease as exc:
+            log.warning("%s: result refused, lease lost: %s", job.id, exc)
+            return "stale"
+        finally:
+            hb.stop()
+            shutil.rmtree(work, ignore_errors=True)
+            self._idle()
+
+    def _run_job(self, job: Job, lease: Lease, hb: Heartbeat, work: Path) -> str:
+        from node.pipeline import render  # heavy imports (GL, PyAV) only where work happens
 
         def progress(frac: float) -> None:
             hb.progress = frac
@@ -125,44 +138,54 @@ class NodeDaemon:
             if self._forced.is_set():
                 raise JobStopped("node forced to stop")
 
+        log_path = work / LOG_ARTIFACT
+        with JobLog(log_path, job, self.config.node_id, lease.fence):
+            try:
+                audio = self.transfer.fetch_input(lease, work / "input.audio")
+                result = render(audio, work / "video.mp4", transcript=job.transcript or None,
+                                template=job.template, character=job.character, quality=job.quality,
+                                title=job.title or None, progress=progress)
+                log.info("%s rendered in %.1f s (%d frames, %.1f frames/s; stages %s)", job.id,
+                         result.seconds, result.frames, result.frames / max(result.seconds, 1e-9),
+                         {k: round(v, 2) for k, v in result.stage_seconds.items()})
+            except StaleLease:
+                raise
+            except Exception as exc:
+                hb.stop()
+                return self._give_up(job, lease, exc, log_path,
+                                     forced=isinstance(exc, JobStopped) and not hb.lost)
+        for path in (result.video, result.timeline, log_path):
+            self.transfer.upload(lease, path)
+        hb.stop()
+        outcome = retry(lambda: self.leases.complete(
+            lease, [result.video.name, result.timeline.name, LOG_ARTIFACT]), f"completing {job.id}")
+        log.info("%s %s", job.id, outcome)
+        return outcome
+
+    def _give_up(self, job: Job, lease: Lease, exc: Exception, log_path: Path, forced: bool) -> str:
+        """Record a failure, or release the job on a forced stop; its log goes up first."""
+        err = f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, JobStopped):
+            log.warning("%s stopped: %s", job.id, exc)
+        else:
+            log.error("%s failed: %s\n%s", job.id, err, traceback.format_exc())
         try:
-            audio = self.transfer.fetch_input(lease, work / "input.audio")
-            result = render(audio, work / "video.mp4", transcript=job.transcript or None,
-                            template=job.template, character=job.character, quality=job.quality,
-                            title=job.title or None, progress=progress)
-            for path in (result.video, result.timeline):
-                self.transfer.upload(lease, path)
-            hb.stop()
-            outcome = retry(lambda: self.leases.complete(
-                lease, [result.video.name, result.timeline.name]), f"completing {job.id}")
-            log.info("%s %s in %.1f s (%d frames, %.1f frames/s)", job.id, outcome,
-                     result.seconds, result.frames, result.frames / max(result.seconds, 1e-9))
-            return outcome
-        except StaleLease as exc:
-            log.warning("%s: result refused, lease lost: %s", job.id, exc)
-            return "stale"
-        except Exception as exc:
-            hb.stop()
-            forced = isinstance(exc, JobStopped) and not hb.lost
-            err = f"{type(exc).__name__}: {exc}"
-            if isinstance(exc, JobStopped):
-                log.warning("%s stopped: %s", job.id, exc)
+            self.transfer.upload(lease, log_path)
+        except Exception as upload_exc:  # the failure itself matters more than its log
+            log.warning("%s: could not upload the job log: %s", job.id, upload_exc)
+        try:
+            if forced:
+                outcome = retry(lambda: self.leases.release(lease), f"releasing {job.id}")
             else:
-                log.error("%s failed: %s\n%s", job.id, err, traceback.format_exc())
-            try:
-                if forced:
-                    outcome = retry(lambda: self.leases.release(lease), f"releasing {job.id}")
-                else:
-                    outcome = retry(lambda: self.leases.fail(lease, err), f"failing {job.id}")
-            except StaleLease as stale:
-                log.warning("%s: lease lost, nothing recorded: %s", job.id, stale)
-                return "stale"
-            log.info("%s is now %s", job.id, outcome)
-            return outcome
-        finally:
-            hb.stop()
-            shutil.rmtree(work, ignore_errors=True)
-            try:
-                self._set_state("idle", job="")
-            except redis.RedisError:
-                pass
+                outcome = retry(lambda: self.leases.fail(lease, err), f"failing {job.id}")
+        except StaleLease as stale:
+            log.warning("%s: lease lost, nothing recorded: %s", job.id, stale)
+            return "stale"
+        log.info("%s is now %s", job.id, outcome)
+        return outcome
+
+    def _idle(self) -> None:
+        try:
+            self._set_state("idle", job="")
+        except redis.RedisError:
+            pass

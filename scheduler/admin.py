@@ -13,7 +13,8 @@ from farm.jobs import Job, looks_like_job_id
 from farm.presets import TIER_ORDER, tier as parse_tier
 from scheduler import jobctl
 from scheduler.auth import principal
-from scheduler.context import REDIS
+from scheduler.context import REDIS, STORE
+from scheduler.renders import LOG_ARTIFACT
 
 RECENT_JOBS = 50
 STATIC = resources.files("scheduler") / "static"
@@ -74,6 +75,13 @@ async def pause_tier(request: web.Request) -> web.Response:
         await request.app[REDIS].srem(keys.PAUSED, tier)
     paused = sorted(t.decode() for t in await request.app[REDIS].smembers(keys.PAUSED))
     return web.json_response({"tier": tier, "paused": tier in paused, "paused_tiers": paused})
+
+
+async def job_log(request: web.Request) -> web.StreamResponse:
+    """The node's log of a job's latest attempt: header, then every line it logged."""
+    await principal(request, role="admin")
+    path = request.app[STORE].existing(_job_id(request), LOG_ARTIFACT)
+    return web.FileResponse(path, headers={"Content-Type": "text/plain; charset=utf-8"})
 
 
 def _job_id(request: web.Request) -> str:

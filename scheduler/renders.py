@@ -26,6 +26,8 @@ from scheduler.intake import read_request
 RENDER_S_PER_AUDIO_S = 1.0
 INPUT_ARTIFACT = "input.audio"
 VIDEO_ARTIFACT = "video.mp4"
+LOG_ARTIFACT = "log.txt"  # node/joblog.py writes it; operators read it (admin API)
+PRIVATE_ARTIFACTS = (INPUT_ARTIFACT, LOG_ARTIFACT)
 
 
 async def create_render(request: web.Request) -> web.Response:
@@ -84,7 +86,7 @@ async def get_render(request: web.Request) -> web.Response:
     job = await _own_job(request, who.tenant_id)
     body = job.public()
     raw = await request.app[REDIS].hget(keys.job(job.id), "artifacts")
-    body["artifacts"] = [a for a in (raw or b"").decode().split(",") if a]
+    body["artifacts"] = [a for a in (raw or b"").decode().split(",") if a and a not in PRIVATE_ARTIFACTS]
     if job.state == JobState.SUCCEEDED:
         body["download_url"] = f"/v1/renders/{job.id}/download"
     return web.json_response(body)
@@ -97,7 +99,7 @@ async def download_render(request: web.Request) -> web.StreamResponse:
         raise Conflict(f"job {job.id} is {job.state.value}; download once it has succeeded",
                        code="not_ready")
     name = request.query.get("artifact", VIDEO_ARTIFACT)
-    if name == INPUT_ARTIFACT:
+    if name in PRIVATE_ARTIFACTS:
         raise NotFound(f"job {job.id} has no artifact {name!r}", code="artifact_not_found")
     path = request.app[STORE].existing(job.id, name)
     ctype = {"mp4": "video/mp4", "json": "application/json"}.get(name.rsplit(".", 1)[-1],

@@ -16,6 +16,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/usage", renders.usage)
     app.router.add_get("/v1/admin/overview", admin.overview)
     app.router.add_post("/v1/admin/jobs/{job_id}/cancel", admin.cancel_job)
+    app.router.add_get("/v1/admin/jobs/{job_id}/log", admin.job_log)
     app.router.add_post("/v1/admin/jobs/{job_id}/priority", admin.set_priority)
     app.router.add_post("/v1/admin/tiers/{tier}/{action:pause|resume}", admin.pause_tier)
     app.router.add_get("/console", admin.console)

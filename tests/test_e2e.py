@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import requests
 
 from farm.audio import probe_duration
 from farm.client import ToonzClient
@@ -41,7 +42,14 @@ def test_sdk_render_through_the_farm(farm, speech, tmp_path):
     assert abs(facts.duration_s - audio_s) <= 1 / 30 + 1e-6
     assert result.raw["attempts"] == 1 and result.raw["node"] == "local-node-1"
     assert result.raw["started_at"] <= result.raw["finished_at"]
-    assert {"video.mp4", "timeline.json"} <= set(result.raw["artifacts"])
+    assert set(result.raw["artifacts"]) == {"video.mp4", "timeline.json"}  # not the log
+
+    log = requests.get(f"{farm.scheduler_url}/v1/admin/jobs/{job.job_id}/log",
+                       headers={"Authorization": f"Bearer {farm.admin_key}"})
+    assert log.status_code == 200
+    assert log.text.startswith(f"# toonz job {job.job_id}, attempt 1") and "rendered in" in log.text
+    with pytest.raises(NotFound):
+        client.download(job.job_id, tmp_path / "log.txt", artifact="log.txt")
     progress = [j.progress for j in seen]
     assert progress == sorted(progress) and progress[-1] == 1.0
 
