@@ -41,8 +41,10 @@ class LeaseClient:
     def ttl_ms(self) -> int:
         return int(self.settings.ttl_s * 1000)
 
-    def lease(self) -> Lease | None:
-        got = self._scripts["lease"](args=[self.node_id, self.ttl_ms, *lease_args()])
+    def lease(self, free_mb: int | None = None) -> Lease | None:
+        """The next job this node may take; `free_mb` (its free memory) rules out big jobs."""
+        got = self._scripts["lease"](args=[self.node_id, self.ttl_ms, *lease_args(),
+                                           "" if free_mb is None else int(free_mb)])
         if not got:
             return None
         return Lease(job_id=_s(got[0]), fence=int(got[1]))

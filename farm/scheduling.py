@@ -42,3 +42,12 @@ def lease_args() -> tuple[str, str]:
     """Tiers strongest first and their aging bounds in ms, as the lease script takes them."""
     return (",".join(t.value for t in TIER_ORDER),
             ",".join(str(int(AGING_BOUND_S[t] * 1000)) for t in TIER_ORDER))
+
+
+# What a render needs of a node, by quality: peak memory measured with bench/render.py
+# runs (rounded up with headroom). A node whose free memory is below it skips the job.
+MEMORY_NEEDED_MB: dict[str, int] = {"preview": 400, "standard": 700, "hd": 1200, "ultra": 3500}
+
+
+def memory_needed_mb(quality: str) -> int:
+    return MEMORY_NEEDED_MB.get(quality, max(MEMORY_NEEDED_MB.values()))

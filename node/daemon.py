@@ -10,13 +10,16 @@ Redis and scheduler outages are ridden out with retries (node/retry.py).
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import signal
+import socket
 import threading
 import time
 import traceback
 from pathlib import Path
 
+import psutil
 import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
@@ -32,6 +35,13 @@ from node.retry import retry
 from node.transfer import Transfer
 
 log = logging.getLogger("toonz.node")
+
+
+def capabilities() -> dict[str, str]:
+    """What this node offers, as the console and the scheduler see it."""
+    return {"cores": str(os.cpu_count() or 1),
+            "memory_mb": str(psutil.virtual_memory().total // 2**20),
+            "host": socket.gethostname(), "pid": str(os.getpid())}
 
 
 class JobStopped(Exception):
@@ -78,13 +88,13 @@ class NodeDaemon:
     def run(self) -> None:
         cfg = self.config
         cfg.work_dir.mkdir(parents=True, exist_ok=True)
-        self._set_state("idle", started_at=f"{time.time():.3f}")
+        self._set_state("idle", started_at=f"{time.time():.3f}", **capabilities())
         log.info("node %s leasing from %s", cfg.node_id, cfg.redis_url)
         delay = cfg.poll_interval_s
         try:
             while not self._draining.is_set():
                 try:
-                    lease = self.leases.lease()
+                    lease = self.leases.lease(free_mb=psutil.virtual_memory().available // 2**20)
                     delay = cfg.poll_interval_s
                 except redis.RedisError as exc:
                     delay = min(delay * 2, 5.0)

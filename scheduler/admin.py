@@ -31,6 +31,7 @@ async def overview(request: web.Request) -> web.Response:
         info = await r.hgetall(keys.node(node_id.decode()))
         nodes.append({"node": node_id.decode(), "state": info.get(b"state", b"").decode(),
                       "job": info.get(b"job", b"").decode() or None,
+                      "cores": int(info.get(b"cores", 0)), "memory_mb": int(info.get(b"memory_mb", 0)),
                       "last_seen_s_ago": round(now - seen_ms / 1000, 1)})
     tiers = []
     for t in TIER_ORDER:

@@ -15,7 +15,7 @@ from farm.errors import Conflict, InvalidInput, NotFound, QuotaExceeded
 from farm.jobs import Job, JobState, looks_like_job_id, new_job_id
 from farm.lease import month_of
 from farm.presets import TIER_LIMITS, TIER_ORDER
-from farm.scheduling import queue_score
+from farm.scheduling import memory_needed_mb, queue_score
 from scheduler import jobctl
 from scheduler.auth import principal
 from scheduler.context import CONFIG, REDIS, SCRIPTS, STORE
@@ -54,7 +54,7 @@ async def create_render(request: web.Request) -> web.Response:
         "format": spec.format, "template": spec.template, "character": spec.character,
         "transcript": spec.transcript, "title": spec.title, "webhook_url": spec.webhook_url,
         "duration_s": f"{duration:.3f}", "price_cents": price, "created_at": f"{now:.3f}",
-        "audio": INPUT_ARTIFACT,
+        "audio": INPUT_ARTIFACT, "needs_mb": memory_needed_mb(spec.quality),
     }
     quota = limit.renders_per_month if limit.renders_per_month is not None else -1
     created_ms = int(now * 1000)

@@ -112,3 +112,15 @@ def test_a_stalled_job_is_taken_from_its_node(r, redis_url):
     assert "progress stalled" in job(r, job_id).error
     assert n1.lease() is None  # the stalled node is not given it again while n2 is live
     assert n2.lease().job_id == job_id
+
+
+def test_a_node_skips_jobs_that_need_more_memory_than_it_has(r):
+    now = int(time.time() * 1000)
+    big = enqueue(r, "pro", tenant="t_a", created_ms=now)
+    r.hset(keys.job(big), "needs_mb", 3500)
+    small = enqueue(r, "pro", tenant="t_a", created_ms=now + 1)
+    r.hset(keys.job(small), "needs_mb", 400)
+    little, large = node(r, "little"), node(r, "large")
+    assert little.lease(free_mb=1000).job_id == small
+    assert little.lease(free_mb=1000) is None
+    assert large.lease(free_mb=8000).job_id == big

@@ -32,7 +32,8 @@ function fill(id, rows, render) {
 
 function draw(data) {
   fill("#tiers", data.tiers, (t) => [cell(t.tier), cell(t.depth), cell(t.oldest_wait_s + " s")]);
-  fill("#nodes", data.nodes, (n) => [cell(n.node), badge(n.state), cell(n.job), cell(n.last_seen_s_ago + " s ago")]);
+  fill("#nodes", data.nodes, (n) => [cell(n.node), badge(n.state), cell(n.job), cell(n.cores),
+                                 cell((n.memory_mb / 1024).toFixed(1) + " GiB"), cell(n.last_seen_s_ago + " s ago")]);
   fill("#jobs", data.jobs, (j) => {
     const bar = document.createElement("td");
     const p = document.createElement("progress");
