@@ -44,9 +44,10 @@ def lease_args() -> tuple[str, str]:
             ",".join(str(int(AGING_BOUND_S[t] * 1000)) for t in TIER_ORDER))
 
 
-# What a render needs of a node, by quality: peak memory measured with bench/render.py
-# runs (rounded up with headroom). A node whose free memory is below it skips the job.
-MEMORY_NEEDED_MB: dict[str, int] = {"preview": 400, "standard": 700, "hd": 1200, "ultra": 3500}
+# What a render needs of a node, by quality. Peak RSS of `toonz render` measured on the
+# 2-core VM (llvmpipe, 2026-11-26): 229, 312, 448 and 536 MB; with about 1.7x headroom.
+# A node whose free memory is below it skips the job.
+MEMORY_NEEDED_MB: dict[str, int] = {"preview": 400, "standard": 550, "hd": 750, "ultra": 950}
 
 
 def memory_needed_mb(quality: str) -> int:
