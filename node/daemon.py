@@ -155,9 +155,11 @@ class NodeDaemon:
                 result = render(audio, work / "video.mp4", transcript=job.transcript or None,
                                 template=job.template, character=job.character, quality=job.quality,
                                 title=job.title or None, progress=progress)
+                fps = result.frames / max(result.seconds, 1e-9)
                 log.info("%s rendered in %.1f s (%d frames, %.1f frames/s; stages %s)", job.id,
-                         result.seconds, result.frames, result.frames / max(result.seconds, 1e-9),
+                         result.seconds, result.frames, fps,
                          {k: round(v, 2) for k, v in result.stage_seconds.items()})
+                self._set_state("busy", fps=f"{fps:.1f}")  # scaling advice reads node speed
             except StaleLease:
                 raise
             except Exception as exc:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from dataclasses import asdict
 from importlib import resources
 
 from aiohttp import web
@@ -10,8 +10,8 @@ from aiohttp import web
 from farm import keys
 from farm.errors import InvalidInput, NotFound
 from farm.jobs import Job, looks_like_job_id
-from farm.presets import TIER_ORDER, tier as parse_tier
-from scheduler import jobctl
+from farm.presets import tier as parse_tier
+from scheduler import farmstate, jobctl
 from scheduler.auth import principal
 from scheduler.context import REDIS, STORE
 from scheduler.renders import LOG_ARTIFACT
@@ -25,21 +25,7 @@ async def overview(request: web.Request) -> web.Response:
     """Nodes, tier queues and the most recent jobs, in one read for the console."""
     await principal(request, role="admin")
     r = request.app[REDIS]
-    now = time.time()
-    nodes = []
-    for node_id, seen_ms in await r.zrange(keys.NODES, 0, -1, withscores=True):
-        info = await r.hgetall(keys.node(node_id.decode()))
-        nodes.append({"node": node_id.decode(), "state": info.get(b"state", b"").decode(),
-                      "job": info.get(b"job", b"").decode() or None,
-                      "cores": int(info.get(b"cores", 0)), "memory_mb": int(info.get(b"memory_mb", 0)),
-                      "last_seen_s_ago": round(now - seen_ms / 1000, 1)})
-    tiers = []
-    for t in TIER_ORDER:
-        q = keys.queue(t.value)
-        oldest = await r.zrange(q, 0, 0, withscores=True)
-        tiers.append({"tier": t.value, "depth": await r.zcard(q),
-                      "paused": bool(await r.sismember(keys.PAUSED, t.value)),
-                      "oldest_wait_s": round(now - oldest[0][1] / 1000, 1) if oldest else 0.0})
+    state = await farmstate.read(r)
     jobs, names = [], {}
     for job_id in await r.zrevrange(keys.ALL_JOBS, 0, RECENT_JOBS - 1):
         raw = await r.hgetall(keys.job(job_id.decode()))
@@ -49,8 +35,9 @@ async def overview(request: web.Request) -> web.Response:
                 names[job.tenant] = (await r.hget(keys.tenant(job.tenant), "name") or b"?").decode()
             jobs.append({**job.public(), "tenant": names[job.tenant], "tenant_id": job.tenant,
                          "tier": job.tier})
-    return web.json_response({"time": now, "nodes": nodes, "tiers": tiers, "jobs": jobs,
-                              "leases": await r.zcard(keys.LEASES)})
+    return web.json_response({"time": state.time, "nodes": [asdict(n) for n in state.nodes],
+                              "tiers": [asdict(t) for t in state.tiers], "jobs": jobs,
+                              "leases": state.leases})
 
 
 async def cancel_job(request: web.Request) -> web.Response:

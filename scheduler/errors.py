@@ -13,6 +13,14 @@ from farm.errors import ToonzError
 log = logging.getLogger("toonz.scheduler")
 
 
+def _unread_body_closes(request: web.Request, resp: web.Response) -> web.Response:
+    """Refused before its upload was read: close the connection rather than keep it alive
+    with a body still arriving (a client would stall sending it, a server draining it)."""
+    if request.body_exists and not request.content.at_eof():
+        resp.force_close()
+    return resp
+
+
 def error_response(status: int, code: str, message: str, request_id: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message, "request_id": request_id}},
                              status=status, headers={"X-Request-Id": request_id})
@@ -24,11 +32,11 @@ async def error_middleware(request: web.Request, handler):
     try:
         resp = await handler(request)
     except ToonzError as exc:
-        return error_response(exc.status, exc.code, exc.message, request_id)
+        return _unread_body_closes(request, error_response(exc.status, exc.code, exc.message, request_id))
     except (redis.ConnectionError, redis.TimeoutError):
         log.warning("Redis unreachable during %s %s (request %s)", request.method, request.path, request_id)
-        return error_response(503, "unavailable", "the farm's database is unreachable; retry shortly",
-                              request_id)
+        return _unread_body_closes(request, error_response(
+            503, "unavailable", "the farm's database is unreachable; retry shortly", request_id))
     except web.HTTPException as exc:
         if exc.status >= 400:
             code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(

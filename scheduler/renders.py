@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import shutil
 import time
 
@@ -55,6 +56,7 @@ async def create_render(request: web.Request) -> web.Response:
         "transcript": spec.transcript, "title": spec.title, "webhook_url": spec.webhook_url,
         "duration_s": f"{duration:.3f}", "price_cents": price, "created_at": f"{now:.3f}",
         "audio": INPUT_ARTIFACT, "needs_mb": memory_needed_mb(spec.quality),
+        "frames": math.ceil(duration * presets.quality(spec.quality).fps),
     }
     quota = limit.renders_per_month if limit.renders_per_month is not None else -1
     created_ms = int(now * 1000)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from scheduler import admin, health, nodeapi, renders
+from scheduler import admin, health, metrics, nodeapi, renders, scaling
 
 
 def setup_routes(app: web.Application) -> None:
     app.router.add_get("/health", health.health)
+    app.router.add_get("/metrics", metrics.metrics)
+    app.router.add_get("/v1/admin/scaling", scaling.scaling)
     app.router.add_post("/v1/renders", renders.create_render)
     app.router.add_get("/v1/renders/{job_id}", renders.get_render)
     app.router.add_get("/v1/renders/{job_id}/download", renders.download_render)

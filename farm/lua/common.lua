@@ -6,8 +6,11 @@ local KEY = {
   tq = '{{TENANT_QUEUE_PREFIX}}', ring = '{{RING_PREFIX}}', credit = '{{CREDIT_SUFFIX}}',
   leases = '{{LEASES}}', fence = '{{FENCE}}', nodes = '{{NODES}}', paused = '{{PAUSED}}',
   tenant = '{{TENANT_PREFIX}}', active = '{{ACTIVE_SUFFIX}}', tenant_jobs = '{{JOBS_SUFFIX}}',
-  usage = '{{USAGE_PREFIX}}', all_jobs = '{{ALL_JOBS}}',
+  usage = '{{USAGE_PREFIX}}', all_jobs = '{{ALL_JOBS}}', stats = '{{STATS}}',
+  backlog = '{{BACKLOG}}',
 }
+-- Upper bounds (s) of the lease-wait histogram buckets; scheduler/metrics.py reads them.
+local WAIT_BUCKETS = {0.1, 0.5, 1, 5, 15, 60, 300, 1800}
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -31,7 +34,10 @@ end
 -- Put a job (already recorded) in its tier's view and its tenant's queue; a tenant
 -- whose queue was empty joins the back of the tier's round-robin ring.
 local function enqueue(id, tier, tenant, enqueued_ms, score)
-  redis.call('ZADD', KEY.queue .. tier, enqueued_ms, id)
+  if redis.call('ZADD', KEY.queue .. tier, enqueued_ms, id) == 1 then
+    redis.call('HINCRBYFLOAT', KEY.backlog, 'frames:' .. tier,
+      redis.call('HGET', KEY.job .. id, 'frames') or 0)
+  end
   redis.call('ZADD', tenant_queue(tier, tenant), score, id)
   if not redis.call('LPOS', KEY.ring .. tier, tenant) then
     redis.call('RPUSH', KEY.ring .. tier, tenant)
@@ -40,7 +46,10 @@ end
 
 -- Take a job out of the queues (the ring forgets drained tenants lazily, in lease).
 local function dequeue(id, tier, tenant)
-  redis.call('ZREM', KEY.queue .. tier, id)
+  if redis.call('ZREM', KEY.queue .. tier, id) == 1 then
+    redis.call('HINCRBYFLOAT', KEY.backlog, 'frames:' .. tier,
+      -tonumber(redis.call('HGET', KEY.job .. id, 'frames') or '0'))
+  end
   redis.call('ZREM', tenant_queue(tier, tenant), id)
 end
 
@@ -53,11 +62,24 @@ end
 -- A job reached a terminal state: it no longer counts against its tenant's quota.
 local function settle(id, state, now, err)
   local jkey = KEY.job .. id
-  local tenant = redis.call('HGET', jkey, 'tenant')
+  local tenant, tier = unpack(redis.call('HMGET', jkey, 'tenant', 'tier'))
+  redis.call('HINCRBY', KEY.stats, 'done:' .. tier .. ':' .. state, 1)
   redis.call('HSET', jkey, 'state', state, 'finished_at', seconds(now))
   if err then redis.call('HSET', jkey, 'error', err) end
   redis.call('SREM', KEY.tenant .. tenant .. KEY.active, id)
   redis.call('ZREM', KEY.leases, id)
+end
+
+-- Count a lease and how long its job waited in the queue (the wait histogram).
+local function count_lease(enqueued_ms, now)
+  local wait = (now - tonumber(enqueued_ms)) / 1000
+  local bucket = '+Inf'
+  for _, bound in ipairs(WAIT_BUCKETS) do
+    if wait <= bound then bucket = tostring(bound); break end
+  end
+  redis.call('HINCRBY', KEY.stats, 'leases', 1)
+  redis.call('HINCRBY', KEY.stats, 'lease_wait_le:' .. bucket, 1)
+  redis.call('HINCRBYFLOAT', KEY.stats, 'lease_wait_sum', wait)
 end
 
 local function is_leased(state)

@@ -89,8 +89,9 @@ for level = 1, #tiers do
   end
   if id then
     local jkey = KEY.job .. id
-    local j = redis.call('HMGET', jkey, 'tier', 'tenant')
+    local j = redis.call('HMGET', jkey, 'tier', 'tenant', 'enqueued_ms')
     dequeue(id, j[1], j[2])
+    count_lease(j[3], now)
     local fence = redis.call('INCR', KEY.fence)
     redis.call('HSET', jkey, 'state', 'leased', 'node', node, 'fence', fence,
       'leased_at', seconds(now), 'progress_at', seconds(now))

@@ -22,6 +22,7 @@ local fields = {}
 for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', jkey, unpack(fields))
 redis.call('HSET', jkey, 'state', 'queued', 'attempts', 0, 'enqueued_ms', created, 'score', ARGV[7])
+redis.call('HINCRBY', KEY.stats, 'submitted:' .. tier, 1)
 enqueue(id, tier, tenant, created, ARGV[7])
 redis.call('ZADD', KEY.tenant .. tenant .. KEY.tenant_jobs, created, id)
 redis.call('ZADD', KEY.all_jobs, created, id)
