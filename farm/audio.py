@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 
 # Encoders pad the last frame (AAC and MP3 priming); do not call that "too long".
 _LENGTH_SLACK_S = 0.05
+# The output buffer is sized from the declared duration, but a header may lie:
+# never reserve more than this up front (it grows if the audio really is longer).
+_MAX_PREALLOC_S = 7200.0
 
 
 def _open_audio(path_or_file: str | IO[bytes] | Any) -> tuple[Any, Any]:
@@ -44,8 +47,8 @@ def decode_audio(path_or_file: str | IO[bytes] | Any, rate: int = 16000, *,
                  max_duration_s: float | None = None) -> np.ndarray:
     """Decode the first audio stream to float32 mono samples in [-1, 1] at `rate` Hz.
 
-    Frames are decoded and resampled one at a time, so memory holds the output and
-    one frame. Raises InvalidInput with code "unreadable_audio" for a corrupt file,
+    Frames are decoded and resampled one at a time into one buffer sized from the
+    container's declared duration, so memory holds the output and one frame. Raises InvalidInput with code "unreadable_audio" for a corrupt file,
     a file with no audio stream or no samples, and "audio_too_long" as soon as the
     audio runs past `max_duration_s`.
     """
@@ -57,40 +60,63 @@ def decode_audio(path_or_file: str | IO[bytes] | Any, rate: int = 16000, *,
     else:
         limit = None
     container, stream = _open_audio(path_or_file)
-    chunks: list[np.ndarray] = []
-    total = 0
     try:
         declared = _declared_duration(container, stream)
         if limit is not None and declared is not None and (declared - 1.0) * rate > limit:
             raise _too_long(max_duration_s, declared)
+        out = _Samples(int((min(declared or 60.0, _MAX_PREALLOC_S) + 1.0) * rate))
         resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
         try:
-            frames = container.decode(stream)
-            for frame in frames:
+            for frame in container.decode(stream):
                 frame.pts = None  # resample by sample count: broken timestamps must not matter
-                for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().reshape(-1)
-                    chunks.append(chunk)
-                    total += chunk.size
-                if limit is not None and total > limit:
-                    raise _too_long(max_duration_s, total / rate)
-            for out in resampler.resample(None):
-                chunk = out.to_ndarray().reshape(-1)
-                chunks.append(chunk)
-                total += chunk.size
+                for resampled in resampler.resample(frame):
+                    out.append(resampled.to_ndarray().reshape(-1))
+                if limit is not None and out.size > limit:
+                    raise _too_long(max_duration_s, out.size / rate)
+            for resampled in resampler.resample(None):
+                out.append(resampled.to_ndarray().reshape(-1))
         except (av.FFmpegError, ValueError) as exc:
             # ValueError: the resampler refuses a stream whose format changes midway.
             raise InvalidInput(f"the audio could not be decoded ({_reason(exc)})",
                                code="unreadable_audio") from None
     finally:
         container.close()
-    if limit is not None and total > limit:
-        raise _too_long(max_duration_s, total / rate)
-    if total == 0:
+    if limit is not None and out.size > limit:
+        raise _too_long(max_duration_s, out.size / rate)
+    if out.size == 0:
         raise InvalidInput("the file has no audio samples", code="unreadable_audio")
-    samples = np.concatenate(chunks) if len(chunks) > 1 else chunks[0].copy()
+    samples = out.result()
     np.clip(samples, -1.0, 1.0, out=samples)  # float sources may overshoot
-    return samples.astype(np.float32, copy=False)
+    return samples
+
+
+class _Samples:
+    """A float32 buffer sized from the container's declared duration and grown if
+    that was wrong: collecting frames and concatenating them would hold the audio
+    twice (460 MB for an hour at 16 kHz)."""
+
+    def __init__(self, capacity: int) -> None:
+        import numpy as np
+
+        self._buf = np.empty(max(capacity, 1), np.float32)
+        self.size = 0
+
+    def append(self, chunk: np.ndarray) -> None:
+        import numpy as np
+
+        end = self.size + chunk.size
+        if end > self._buf.size:
+            grown = np.empty(max(end, self._buf.size * 3 // 2), np.float32)
+            grown[: self.size] = self._buf[: self.size]
+            self._buf = grown
+        self._buf[self.size:end] = chunk
+        self.size = end
+
+    def result(self) -> np.ndarray:
+        # A declared duration far too long (a broken header) must not pin the memory.
+        if self._buf.size - self.size > max(self.size // 8, 160000):
+            return self._buf[: self.size].copy()
+        return self._buf[: self.size]
 
 
 def _too_long(max_duration_s: float | None, seconds: float) -> InvalidInput:
@@ -108,6 +134,16 @@ def _declared_duration(container: Any, stream: Any) -> float | None:
     if container.duration is not None:
         return container.duration / av.time_base
     return None
+
+
+def declared_duration(path: str | IO[bytes] | Any) -> float | None:
+    """What the container says the audio lasts, in seconds, without decoding it; None
+    when it does not say. Raises InvalidInput("unreadable_audio") like `decode_audio`."""
+    container, stream = _open_audio(path)
+    try:
+        return _declared_duration(container, stream)
+    finally:
+        container.close()
 
 
 def probe_duration(path: str | IO[bytes] | Any) -> float:

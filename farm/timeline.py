@@ -20,8 +20,43 @@ from farm.errors import InvalidInput
 
 SHAPES = "ABCDEFGHX"
 REST = "X"
+BASIC_SHAPES = "ABCDEF"
+EXTENDED_SHAPES = "GHX"  # Rhubarb's default --extendedShapes: all of them
+EXPORT_FORMATS = ("tsv", "json", "xml", "dat")
+DAT_FRAME_RATE = 24.0  # Rhubarb's default --datFrameRate
+DAT_MIN_FRAME_RATE, DAT_MAX_FRAME_RATE = 24.0, 100.0  # what Rhubarb's DAT exporter accepts
+# The basic shape Rhubarb 1.13+ draws for an extended shape the character lacks.
+_BASIC_FOR = {"G": "A", "H": "C", "X": "A"}
+_PRESTON_BLAIR = {"A": "MBP", "B": "etc", "C": "E", "D": "AI", "E": "O", "F": "U", "G": "FV",
+                  "H": "L", "X": "rest"}
 # Rhubarb writes times with two decimals; cue boundaries closer than this are equal.
 _EPS_S = 0.005
+
+
+def check_extended_shapes(extended_shapes: str) -> str:
+    """The extended shapes (some of G, H, X) a character has, validated; basic shapes
+    A-F may be named too (every character has them)."""
+    if not isinstance(extended_shapes, str) or set(extended_shapes) - set(SHAPES):
+        raise InvalidInput(f"extended shapes must be letters from {EXTENDED_SHAPES} (for example "
+                           f"'GX' or ''), got {extended_shapes!r}", code="invalid_extended_shapes")
+    return "".join(s for s in EXTENDED_SHAPES if s in extended_shapes)
+
+
+def check_dat_frame_rate(frame_rate: float) -> float:
+    """A frame rate Rhubarb's DAT exporter accepts (24 to 100 fps: coarser drops shapes)."""
+    if isinstance(frame_rate, bool) or not isinstance(frame_rate, (int, float)) \
+            or not DAT_MIN_FRAME_RATE <= frame_rate <= DAT_MAX_FRAME_RATE:
+        raise InvalidInput(f"the DAT frame rate must be between {DAT_MIN_FRAME_RATE:g} and "
+                           f"{DAT_MAX_FRAME_RATE:g} fps, got {frame_rate!r}", code="invalid_frame_rate")
+    return float(frame_rate)
+
+
+def basic_shape(shape: str, extended_shapes: str = EXTENDED_SHAPES) -> str:
+    """`shape` itself if the character has it, else the basic shape Rhubarb uses instead
+    (G -> A, H -> C, X -> A)."""
+    if shape in BASIC_SHAPES or shape in extended_shapes:
+        return shape
+    return _BASIC_FOR[shape]
 
 
 def _check_time(value: Any, what: str) -> float:
@@ -124,10 +159,13 @@ class Timeline:
         return out
 
     # --- Rhubarb Lip Sync interchange -------------------------------------------
+    # Every exporter writes what Rhubarb Lip Sync 1.14 writes for the same cues:
+    # times in centiseconds with two decimals, cues contiguous from 0 to the
+    # duration (X in gaps, equal neighbours joined), the duration truncated to
+    # centiseconds as Rhubarb truncates the audio's length.
 
-    def _rhubarb_cues(self) -> list[tuple[float, float, str]]:
-        """Cues as Rhubarb writes them: centiseconds, contiguous from 0, X in gaps,
-        equal neighbours joined, zero-length cues dropped."""
+    def _rhubarb_cues(self, extended_shapes: str = EXTENDED_SHAPES) -> list[tuple[int, int, str]]:
+        """(start_cs, end_cs, shape) as Rhubarb's animation holds them (maybe empty)."""
         end_cs = self._duration_cs()
         out: list[list[Any]] = []
 
@@ -135,6 +173,7 @@ class Timeline:
             b = min(b, end_cs)
             if b <= a:
                 return
+            shape = basic_shape(shape, extended_shapes)
             if out and out[-1][2] == shape and out[-1][1] == a:
                 out[-1][1] = b
             else:
@@ -147,41 +186,82 @@ class Timeline:
             put(a, b, cue.shape)
             t = max(t, b)
         put(t, end_cs, REST)
-        if not out:  # Rhubarb's dummyShapeIfEmpty: one zero-length X
-            return [(0.0, 0.0, REST)]
-        return [(a / 100, b / 100, s) for a, b, s in out]
+        return [(a, b, s) for a, b, s in out]
+
+    def _cues_or_dummy(self, extended_shapes: str) -> list[tuple[int, int, str]]:
+        # Rhubarb's dummyShapeIfEmpty: JSON and XML never list zero cues.
+        return self._rhubarb_cues(extended_shapes) or [(0, 0, basic_shape(REST, extended_shapes))]
 
     def _duration_cs(self) -> int:
-        return round(self.duration * 100)
+        # The epsilon keeps 0.29 s (28.999... in binary) at 29 cs.
+        return math.floor(self.duration * 100 + 1e-6)
 
-    def to_rhubarb_json(self, sound_file: str = "") -> dict:
+    def to_rhubarb_json(self, sound_file: str = "", extended_shapes: str = EXTENDED_SHAPES) -> dict:
         """The timeline as Rhubarb Lip Sync's JSON export, as a dict."""
         return {
             "metadata": {"soundFile": sound_file, "duration": self._duration_cs() / 100},
-            "mouthCues": [{"start": a, "end": b, "value": s} for a, b, s in self._rhubarb_cues()],
+            "mouthCues": [{"start": a / 100, "end": b / 100, "value": s}
+                          for a, b, s in self._cues_or_dummy(extended_shapes)],
         }
 
-    def to_json_text(self, sound_file: str = "") -> str:
-        """The timeline as the exact text `rhubarb -f json` writes."""
-        lines = [
-            "{",
-            '  "metadata": {',
-            f'    "soundFile": "{_escape_json(sound_file)}",',
-            f'    "duration": {self._duration_cs() / 100:.2f}',
-            "  },",
-            '  "mouthCues": [',
-            ",\n".join(f'    {{ "start": {a:.2f}, "end": {b:.2f}, "value": "{s}" }}'
-                       for a, b, s in self._rhubarb_cues()),
-            "  ]",
-            "}",
-        ]
+    def to_json_text(self, sound_file: str = "", extended_shapes: str = EXTENDED_SHAPES) -> str:
+        """The exact text `rhubarb -f json` writes."""
+        cues = ",\n".join(f'    {{ "start": {_cs(a)}, "end": {_cs(b)}, "value": "{s}" }}'
+                          for a, b, s in self._cues_or_dummy(extended_shapes))
+        return (f'{{\n  "metadata": {{\n    "soundFile": "{_escape_json(sound_file)}",\n'
+                f'    "duration": {_cs(self._duration_cs())}\n  }},\n  "mouthCues": [\n{cues}\n  ]\n}}\n')
+
+    def to_tsv(self, extended_shapes: str = EXTENDED_SHAPES) -> str:
+        """The exact text `rhubarb -f tsv` writes: start and shape per cue, then the end at rest."""
+        rows = [f"{_cs(a)}\t{s}\n" for a, _, s in self._rhubarb_cues(extended_shapes)]
+        rows.append(f"{_cs(self._duration_cs())}\t{basic_shape(REST, extended_shapes)}\n")
+        return "".join(rows)
+
+    def to_xml_text(self, sound_file: str = "", extended_shapes: str = EXTENDED_SHAPES) -> str:
+        """The exact text `rhubarb -f xml` writes (Boost's property-tree XML, indented by 2)."""
+        sound = f"<soundFile>{_escape_xml(sound_file)}</soundFile>" if sound_file else "<soundFile/>"
+        cues = "".join(f'    <mouthCue start="{_cs(a)}" end="{_cs(b)}">{s}</mouthCue>\n'
+                       for a, b, s in self._cues_or_dummy(extended_shapes))
+        return ('<?xml version="1.0" encoding="utf-8"?>\n<rhubarbResult>\n  <metadata>\n'
+                f"    {sound}\n    <duration>{_cs(self._duration_cs())}</duration>\n"
+                f"  </metadata>\n  <mouthCues>\n{cues}  </mouthCues>\n</rhubarbResult>\n")
+
+    def to_dat_text(self, frame_rate: float = DAT_FRAME_RATE, extended_shapes: str = EXTENDED_SHAPES,
+                    preston_blair: bool = False) -> str:
+        """The exact text `rhubarb -f dat` writes: Moho's switch data, one line per shape
+        change, frame numbers from 1 at `frame_rate` (24 to 100 fps, as Rhubarb allows).
+
+        `preston_blair` names shapes as Rhubarb's --datUsePrestonBlair does (MBP, etc, ...).
+        """
+        frame_rate = check_dat_frame_rate(frame_rate)
+        names = _PRESTON_BLAIR if preston_blair else {s: s for s in SHAPES}
+
+        def frame(cs: int) -> int:  # C++'s truncating int cast of fps * seconds
+            return 1 + int(frame_rate * (cs / 100))
+
+        lines, last = ["MohoSwitch1"], 0
+        for a, _, s in self._rhubarb_cues(extended_shapes):
+            n = frame(a)
+            if n != last:  # two shapes starting in one frame: the first one shows
+                lines.append(f"{n} {names[s]}")
+                last = n
+        n = frame(self._duration_cs())
+        lines.append(f"{n + 1 if n == last else n} {names[basic_shape(REST, extended_shapes)]}")
         return "\n".join(lines) + "\n"
 
-    def to_tsv(self) -> str:
-        """The timeline as the exact text `rhubarb -f tsv` writes (start, shape; a final X)."""
-        rows = [f"{a:.2f}\t{s}" for a, _, s in self._rhubarb_cues()]
-        rows.append(f"{self._duration_cs() / 100:.2f}\t{REST}")
-        return "\n".join(rows) + "\n"
+    def export(self, fmt: str, *, sound_file: str = "", extended_shapes: str = EXTENDED_SHAPES,
+               dat_frame_rate: float = DAT_FRAME_RATE, dat_preston_blair: bool = False) -> str:
+        """The text of `rhubarb -f FMT` (one of EXPORT_FORMATS) for this timeline."""
+        if fmt == "tsv":
+            return self.to_tsv(extended_shapes)
+        if fmt == "json":
+            return self.to_json_text(sound_file, extended_shapes)
+        if fmt == "xml":
+            return self.to_xml_text(sound_file, extended_shapes)
+        if fmt == "dat":
+            return self.to_dat_text(dat_frame_rate, extended_shapes, dat_preston_blair)
+        raise InvalidInput(f"unknown export format {fmt!r}; expected one of {', '.join(EXPORT_FORMATS)}",
+                           code="invalid_format")
 
     @classmethod
     def from_rhubarb_json(cls, data: dict) -> Timeline:
@@ -250,6 +330,19 @@ class Timeline:
             return cls(float(data["duration"]), cues, words)
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInput(f"malformed timeline: {exc!r}") from None
+
+
+def _cs(centiseconds: int) -> str:
+    return f"{centiseconds / 100:.2f}"
+
+
+def _escape_xml(s: str) -> str:
+    """Escape text as Boost's XML writer does (all-space text keeps its first space as &#32;)."""
+    if s and not s.strip(" "):
+        return "&#32;" + s[1:]
+    for ch, entity in (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&quot;"), ("'", "&apos;")):
+        s = s.replace(ch, entity)
+    return s
 
 
 def _escape_json(s: str) -> str:

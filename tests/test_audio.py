@@ -158,3 +158,35 @@ def test_resample_keeps_pitch_and_length() -> None:
     assert abs(out.size - 16000) <= 16
     assert peak_hz(out, 16000) == pytest.approx(1000, abs=2)
     assert resample(tone, 22050, 22050).size == tone.size
+
+
+def test_long_audio_without_a_declared_duration_decodes_whole(tmp_path: Path) -> None:
+    # More than the 60 s the output buffer starts with when the container gives no length.
+    path = write_audio(tmp_path / "long.aac", 75.0, 8000, 1, codec="aac")
+    samples = decode_audio(path)
+    assert abs(samples.size - 75 * 16000) < 16000 * 0.2  # AAC priming and padding
+    assert peak_hz(samples[16000:32000], 16000) == pytest.approx(440, abs=2)
+
+
+def test_sample_buffer_grows_and_gives_back_what_it_over_reserved() -> None:
+    from farm.audio import _Samples
+
+    parts = [np.arange(i, i + 8, dtype=np.float32) for i in range(0, 24, 8)]
+    small = _Samples(10)
+    for part in parts:
+        small.append(part)
+    assert np.array_equal(small.result(), np.concatenate(parts))
+    big = _Samples(10**6)  # a header that claimed far more than the file holds
+    big.append(parts[0])
+    out = big.result()
+    assert out.size == 8 and out.base is None  # a copy: the big buffer can go
+
+
+def test_declared_duration_reads_only_the_header(tmp_path: Path) -> None:
+    from farm.audio import declared_duration
+
+    assert declared_duration(write_audio(tmp_path / "a.wav", 2.5, 22050, 2)) == pytest.approx(2.5, abs=0.01)
+    (tmp_path / "bad.wav").write_bytes(b"not audio at all")
+    with pytest.raises(InvalidInput) as info:
+        declared_duration(tmp_path / "bad.wav")
+    assert info.value.code == "unreadable_audio"

@@ -21,7 +21,7 @@ def toonz(*args, cwd=None) -> subprocess.CompletedProcess:
 
 def test_help_teaches_every_command():
     out = toonz("--help").stdout
-    for cmd in ("up", "scheduler", "node", "render", "lipsync", "submit", "admin"):
+    for cmd in ("up", "scheduler", "node", "render", "lipsync", "submit", "admin", "autoscale"):
         assert cmd in out
         assert toonz(cmd, "--help").returncode == 0
 

@@ -16,10 +16,12 @@ import pytest
 from farm.audio import decode_audio
 from farm.timeline import SHAPES, Timeline
 from node.lipsync import lipsync, lipsync_file
-from node.lipsync.align import CHUNK_MAX_FRAMES, _spread
+from node.lipsync.align import _spread
+from node.lipsync.segment import CHUNK_MAX_FRAMES
 from node.lipsync.shapes import MIN_CUE_FRAMES, phone_shapes
 from node.lipsync.sphinx import Span, align_decoder
-from node.lipsync.text import letter_to_sound, normalize_transcript, number_to_words
+from node.lipsync.g2p import letter_to_sound
+from node.lipsync.text import normalize_transcript, number_to_words
 
 SAMPLE = Path(__file__).resolve().parents[1] / "assets" / "samples" / "goforward.wav"
 SAMPLE_WORDS = ["go", "forward", "ten", "meters"]
@@ -63,7 +65,7 @@ def assert_well_formed(tl: Timeline, duration: float) -> None:
         assert cue.end - cue.start >= MIN_CUE_FRAMES / 100 - 0.006, cue
     # The Rhubarb export reads back.
     back = Timeline.from_rhubarb_json(json.loads(tl.to_json_text("a.wav")))
-    assert back.duration == pytest.approx(duration, abs=0.006)
+    assert back.duration == pytest.approx(duration, abs=0.0101)  # Rhubarb truncates to 10 ms
 
 
 def cues_between(tl: Timeline, start: float, end: float) -> set[str]:

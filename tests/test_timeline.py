@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from farm.errors import InvalidInput
-from farm.timeline import SHAPES, MouthCue, Timeline, WordTiming
+from farm.timeline import SHAPES, MouthCue, Timeline, WordTiming, check_extended_shapes
 
 # Written the way `rhubarb -f json` writes it (2-space indent, 2-decimal times).
 RHUBARB_TEXT = """{
@@ -218,3 +218,104 @@ def test_module_stays_light() -> None:
     code = "import sys, farm.timeline; print(sorted({'numpy', 'av', 'pocketsphinx'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# --- the other Rhubarb formats, byte for byte -------------------------------------
+
+RHUBARB_XML = """<?xml version="1.0" encoding="utf-8"?>
+<rhubarbResult>
+  <metadata>
+    <soundFile>/voice/a &amp; b.wav</soundFile>
+    <duration>1.23</duration>
+  </metadata>
+  <mouthCues>
+    <mouthCue start="0.00" end="0.17">X</mouthCue>
+    <mouthCue start="0.17" end="0.31">B</mouthCue>
+    <mouthCue start="0.31" end="0.52">D</mouthCue>
+    <mouthCue start="0.52" end="0.60">A</mouthCue>
+    <mouthCue start="0.60" end="0.95">F</mouthCue>
+    <mouthCue start="0.95" end="1.23">X</mouthCue>
+  </mouthCues>
+</rhubarbResult>
+"""
+
+
+def rhubarb_timeline() -> Timeline:
+    return Timeline.from_rhubarb_json(json.loads(RHUBARB_TEXT))
+
+
+def test_xml_matches_rhubarb() -> None:
+    assert rhubarb_timeline().to_xml_text("/voice/a & b.wav") == RHUBARB_XML
+    assert "<soundFile/>" in rhubarb_timeline().to_xml_text("")  # Boost writes empty text so
+
+
+def test_dat_matches_rhubarb() -> None:
+    # Frame = 1 + floor(seconds * fps); the end frame closes the mouth.
+    assert rhubarb_timeline().to_dat_text() == "MohoSwitch1\n1 X\n5 B\n8 D\n13 A\n15 F\n23 X\n30 X\n"
+    assert rhubarb_timeline().to_dat_text(100) == "MohoSwitch1\n1 X\n18 B\n32 D\n53 A\n61 F\n96 X\n124 X\n"
+    assert rhubarb_timeline().to_dat_text(24, preston_blair=True) == (
+        "MohoSwitch1\n1 rest\n5 etc\n8 AI\n13 MBP\n15 U\n23 rest\n30 rest\n")
+
+
+def test_dat_keeps_the_first_of_two_shapes_in_one_frame() -> None:
+    tl = Timeline(0.5, (MouthCue(0.0, 0.17, "X"), MouthCue(0.17, 0.20, "B"), MouthCue(0.20, 0.5, "D")))
+    # 0.17 s and 0.20 s both fall in frame 5 at 24 fps: B shows, D waits for the next cue.
+    assert tl.to_dat_text() == "MohoSwitch1\n1 X\n5 B\n13 X\n"
+    short = Timeline(0.01, (MouthCue(0.0, 0.01, "D"),))
+    assert short.to_dat_text() == "MohoSwitch1\n1 D\n2 X\n"  # the end moves past the last shape
+
+
+@pytest.mark.parametrize("rate", [23.9, 100.5, 0, True, "24"])
+def test_dat_frame_rate_limits(rate) -> None:
+    with pytest.raises(InvalidInput) as info:
+        rhubarb_timeline().to_dat_text(rate)
+    assert info.value.code == "invalid_frame_rate"
+
+
+def test_extended_shapes_fall_back_to_basic_ones() -> None:
+    tl = Timeline(1.0, (MouthCue(0.1, 0.3, "G"), MouthCue(0.3, 0.5, "A"), MouthCue(0.5, 0.7, "H"),
+                        MouthCue(0.7, 0.8, "C")))
+    # Without G, H, X (as Rhubarb 1.13+): G -> A, H -> C, X -> A, then equal neighbours join.
+    assert tl.to_tsv("") == "0.00\tA\n0.50\tC\n0.80\tA\n1.00\tA\n"
+    assert tl.to_tsv("X") == "0.00\tX\n0.10\tA\n0.50\tC\n0.80\tX\n1.00\tX\n"
+    assert tl.to_tsv("GH") == "0.00\tA\n0.10\tG\n0.30\tA\n0.50\tH\n0.70\tC\n0.80\tA\n1.00\tA\n"
+    assert [c["value"] for c in tl.to_rhubarb_json(extended_shapes="")["mouthCues"]] == ["A", "C", "A"]
+    assert ">X<" not in tl.to_xml_text("a.wav", "") and "<mouthCue" in tl.to_xml_text("a.wav", "")
+    assert tl.to_dat_text(24, "") == "MohoSwitch1\n1 A\n13 C\n20 A\n25 A\n"
+    assert Timeline(0.0, ()).to_rhubarb_json(extended_shapes="GH")["mouthCues"][0]["value"] == "A"
+
+
+@pytest.mark.parametrize("given, expected", [("GHX", "GHX"), ("XG", "GX"), ("", ""), ("ABH", "H")])
+def test_check_extended_shapes(given: str, expected: str) -> None:
+    assert check_extended_shapes(given) == expected
+
+
+@pytest.mark.parametrize("given", ["GQ", "gh", "1", None])
+def test_check_extended_shapes_refuses(given) -> None:
+    with pytest.raises(InvalidInput) as info:
+        check_extended_shapes(given)
+    assert info.value.code == "invalid_extended_shapes"
+
+
+def test_empty_timeline_in_every_format() -> None:
+    empty = Timeline(0.004, ())  # shorter than Rhubarb's 10 ms resolution
+    assert empty.to_tsv() == "0.00\tX\n"  # no cues, then the end
+    assert '{ "start": 0.00, "end": 0.00, "value": "X" }' in empty.to_json_text("a.wav")
+    assert '<mouthCue start="0.00" end="0.00">X</mouthCue>' in empty.to_xml_text("a.wav")
+    assert empty.to_dat_text() == "MohoSwitch1\n1 X\n"
+
+
+def test_duration_is_truncated_to_centiseconds_like_rhubarb() -> None:
+    assert '"duration": 2.78' in Timeline.silent(2.78625).to_json_text()
+    assert Timeline.silent(0.29).to_tsv() == "0.00\tX\n0.29\tX\n"  # 28.999... cs stays 29
+
+
+def test_export_dispatches_and_refuses_unknown_formats() -> None:
+    tl = rhubarb_timeline()
+    assert tl.export("tsv") == tl.to_tsv()
+    assert tl.export("json", sound_file="a.wav") == tl.to_json_text("a.wav")
+    assert tl.export("xml", sound_file="a.wav") == tl.to_xml_text("a.wav")
+    assert tl.export("dat", dat_frame_rate=30, dat_preston_blair=True) == tl.to_dat_text(30, preston_blair=True)
+    with pytest.raises(InvalidInput) as info:
+        tl.export("csv")
+    assert info.value.code == "invalid_format"

@@ -1,13 +1,12 @@
-"""`toonz render` and `toonz lipsync`: the node's work on this machine, no farm needed."""
+"""`toonz render`: the node's work on this machine, no farm needed."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-from farm.presets import QUALITIES
+from farm.presets import FORMATS, QUALITIES
 
 
 def add_parsers(sub) -> None:
@@ -27,22 +26,11 @@ def add_parsers(sub) -> None:
     r.add_argument("--character", default="toonz", help="character (default toonz)")
     r.add_argument("--quality", default="standard", choices=list(QUALITIES),
                    help="preview 640x360@24, standard 1280x720@30, hd 1920x1080@30, ultra 3840x2160@60")
-    r.add_argument("--format", default="mp4", choices=["mp4"], help="container (mp4: H.264 + AAC)")
+    r.add_argument("--format", default="mp4", choices=list(FORMATS),
+                   help="mp4 (H.264 + AAC), webm (VP9 + Opus) or gif; the output's suffix follows")
     r.add_argument("--title", help="title shown by the template")
     r.add_argument("-o", "--output", type=Path, required=True, help="where to write the video")
     r.set_defaults(func=run_render)
-
-    ls = sub.add_parser(
-        "lipsync", help="lip-sync AUDIO to mouth cues (Rhubarb JSON)",
-        description="Recognise or align speech and write mouth cues in Rhubarb Lip Sync's JSON "
-                    "format (shapes A-H and X).")
-    ls.add_argument("audio", type=Path, help="speech audio in any common format")
-    ls.add_argument("-d", "--dialog-file", "--dialogFile", dest="dialog_file", type=Path,
-                    help="transcript of the audio (aligned instead of recognised)")
-    ls.add_argument("-f", "--export-format", "--exportFormat", dest="fmt", default="json",
-                    choices=["json"], help="output format (json)")
-    ls.add_argument("-o", "--output", type=Path, help="output file (default: standard output)")
-    ls.set_defaults(func=run_lipsync)
 
 
 def run_render(args: argparse.Namespace) -> int:
@@ -67,30 +55,10 @@ def run_render(args: argparse.Namespace) -> int:
 
         result = render(args.audio, args.output, transcript=transcript, timeline=timeline,
                         template=args.template, character=args.character, quality=args.quality,
-                        title=args.title, progress=progress)
+                        format=args.format, title=args.title, progress=progress)
     print(f"wrote {result.video} ({result.frames} frames in {result.seconds:.1f} s, "
           f"{result.frames / result.seconds:.0f} frames/s); cues in {result.timeline}")
     return 0
-
-
-def run_lipsync(args: argparse.Namespace) -> int:
-    from node.lipsync import lipsync_file
-
-    _need_file(args.audio)
-    transcript = args.dialog_file.read_text(encoding="utf-8") if args.dialog_file else None
-    timeline = lipsync_file(args.audio, transcript)
-    text = timeline.to_json_text(sound_file=str(args.audio)) if _takes_sound_file(timeline) \
-        else timeline.to_json_text()
-    if args.output:
-        args.output.write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
-
-
-def _takes_sound_file(timeline) -> bool:
-    import inspect
-    return "sound_file" in inspect.signature(timeline.to_json_text).parameters
 
 
 def _check_inputs(args: argparse.Namespace) -> None:

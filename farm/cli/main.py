@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from farm.cli import admin, daemons, local, submit, up
+from farm.cli import admin, autoscale, daemons, lipsync, local, submit, up
 
 EPILOG = """\
 Quick start:
@@ -26,8 +26,10 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(sub)
     daemons.add_parsers(sub)
     local.add_parsers(sub)
+    lipsync.add_parser(sub)
     submit.add_parser(sub)
     admin.add_parser(sub)
+    autoscale.add_parser(sub)
     return p
 
 

@@ -1,10 +1,11 @@
-"""Forced alignment of a transcript with PocketSphinx: words, then phones.
+"""Forced alignment of one chunk of audio to a window of the transcript.
 
-Two passes, as PocketSphinx does it: the word pass finds where each word is
-(an FSG of the words in order); the phone pass (state alignment inside those
-word boundaries) finds each phone. The phone pass keeps a backpointer per HMM
-state per frame, which grows as frames x phones, so long audio is phone-aligned
-in chunks of at most `CHUNK_MAX_FRAMES`, cut at quiet word boundaries.
+Two passes, as PocketSphinx does it. The word pass searches a finite-state grammar
+of the window's words in order that may start at any word and stop after any word:
+the chunk holds some run of the transcript, and the search finds which run, so the
+window can be wider than the chunk and transcript words the speaker skipped are
+passed over. The phone pass (state alignment inside those word boundaries) then
+times each phone.
 """
 
 from __future__ import annotations
@@ -16,54 +17,73 @@ from dataclasses import dataclass
 import numpy as np
 
 from node.lipsync import sphinx
-from node.lipsync.sphinx import SAMPLES_PER_FRAME, Span
-from node.lipsync.text import letter_to_sound
+from node.lipsync.g2p import letter_to_sound
+from node.lipsync.sphinx import Span
 
 log = logging.getLogger(__name__)
 
-CHUNK_TARGET_FRAMES = 1000  # 10 s
-CHUNK_MAX_FRAMES = 2000  # 20 s: about 60 MB of backpointers for fast speech
 _ALT_PRON = re.compile(r"\(\d+\)$")
 _VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
+_SEARCH = "window"
 
 
 @dataclass(frozen=True)
-class Alignment:
-    """Aligned words and phones, in frames from the start of the aligned audio."""
+class ChunkAlignment:
+    """Aligned words and phones, in frames from the chunk's start."""
 
     words: list[Span]
+    first: int  # the window index of words[0]; the others follow in order
     phones: list[Span]
     score: float | None  # the word pass's log score (see sphinx.hyp_log_score)
+    # Each phone's acoustic log score in the phone pass (None where that pass failed):
+    # a word forced onto other speech scores far below its neighbours.
+    phone_scores: list[float | None]
 
 
-def align(samples: np.ndarray, words: list[str]) -> Alignment | None:
-    """Align `words` (normalised, see text.py) to 16 kHz `samples`.
+def align_chunk(samples: np.ndarray, window: list[str], expected_first: int = 0) -> ChunkAlignment | None:
+    """Align 16 kHz `samples` to a run of the normalised words in `window`.
 
-    Returns None when PocketSphinx cannot fit every word in order: the transcript
-    does not match the audio, or the search lost the path.
+    `expected_first` breaks ties where the run could sit at several places (a
+    repeated phrase). None when the search found no path.
     """
-    if not words:
+    if not window or samples.size == 0:
         return None
     decoder = sphinx.align_decoder()
-    _ensure_in_dictionary(decoder, words)
+    _ensure_in_dictionary(decoder, window)
     pcm = sphinx.pcm16(samples)
-    spans = _word_pass(decoder, pcm, words)
-    if spans is None:
-        log.info("forced alignment did not place every transcript word")
+    try:
+        decoder.add_fsg(_SEARCH, decoder.create_fsg(_SEARCH, 0, len(window), _transitions(window)))
+        decoder.activate_search(_SEARCH)
+        sphinx.decode(decoder, pcm)
+    except RuntimeError as exc:
+        log.info("the word pass failed: %s", exc)
+        return None
+    spans = [Span(_ALT_PRON.sub("", seg.word), seg.start_frame, seg.end_frame + 1)
+             for seg in decoder.seg() or () if not seg.word.startswith(("<", "["))]
+    first = _locate([s.label for s in spans], window, expected_first)
+    if first is None:
         return None
     score = sphinx.hyp_log_score(decoder)
-    n_frames = len(pcm) // 2 // SAMPLES_PER_FRAME
-    if n_frames <= CHUNK_MAX_FRAMES:
-        phones = _phone_pass(decoder, pcm, spans, redo_words=False)
-    else:
-        phones = []
-        for first, last in _chunks(spans, samples):
-            a, b = spans[first].start, spans[last].end
-            chunk_pcm = pcm[a * SAMPLES_PER_FRAME * 2: b * SAMPLES_PER_FRAME * 2]
-            chunk = [Span(s.label, s.start - a, s.end - a) for s in spans[first:last + 1]]
-            phones.extend(Span(p.label, p.start + a, p.end + a)
-                          for p in _phone_pass(decoder, chunk_pcm, chunk, redo_words=True))
-    return Alignment(words=spans, phones=phones, score=score)
+    phones, phone_scores = _phone_pass(decoder, pcm, spans)
+    return ChunkAlignment(spans, first, phones, score, phone_scores)
+
+
+def _transitions(window: list[str]) -> list[tuple]:
+    """A chain through the words, entered before any word and left after any word."""
+    n = len(window)
+    chain = [(i, i + 1, 1.0, w) for i, w in enumerate(window)]
+    enter = [(0, i + 1, 1.0, window[i]) for i in range(1, n)]
+    leave = [(i, n, 1.0, window[i]) for i in range(n - 1)]
+    return chain + enter + leave
+
+
+def _locate(labels: list[str], window: list[str], expected_first: int) -> int | None:
+    """Where the run `labels` sits in `window` (nearest `expected_first` if several)."""
+    if not labels:
+        return None
+    k = len(labels)
+    starts = [i for i in range(len(window) - k + 1) if window[i:i + k] == labels]
+    return min(starts, key=lambda i: abs(i - expected_first)) if starts else None
 
 
 def _ensure_in_dictionary(decoder, words: list[str]) -> None:
@@ -71,45 +91,26 @@ def _ensure_in_dictionary(decoder, words: list[str]) -> None:
     added = 0
     for word in set(words):
         if decoder.lookup_word(word) is None:
-            phones = letter_to_sound(word) or ["AH"]
-            decoder.add_word(word, " ".join(phones), update=False)
+            decoder.add_word(word, " ".join(letter_to_sound(word) or ["AH"]), update=False)
             added += 1
     if added:
-        # Adding with update=False defers rebuilding the search; the next
-        # set_align_text rebuilds it with every word in place.
+        # update=False defers rebuilding the search: the FSG built next sees every word.
         sphinx.note_added_words(added)
 
 
-def _word_pass(decoder, pcm: bytes, words: list[str]) -> list[Span] | None:
-    """Word spans in order, or None unless every word was placed."""
+def _phone_pass(decoder, pcm: bytes, spans: list[Span]) -> tuple[list[Span], list[float | None]]:
+    """Phones inside the word pass's words, with their scores; if PocketSphinx fails,
+    the dictionary's phones spread over each word (without scores)."""
     try:
-        decoder.set_align_text(" ".join(words))
-        sphinx.decode(decoder, pcm)
-    except RuntimeError:
-        return None
-    spans = [Span(_ALT_PRON.sub("", seg.word), seg.start_frame, seg.end_frame + 1)
-             for seg in decoder.seg() or ()
-             if not seg.word.startswith(("<", "["))]
-    if [s.label for s in spans] != words:
-        return None
-    return spans
-
-
-def _phone_pass(decoder, pcm: bytes, spans: list[Span], *, redo_words: bool) -> list[Span]:
-    """Phones inside the word spans; if PocketSphinx fails, the dictionary's phones
-    spread over each word. `redo_words`: run the word pass on `pcm` first (the
-    decoder's last word pass was over other audio)."""
-    try:
-        if redo_words and _word_pass(decoder, pcm, [s.label for s in spans]) is None:
-            raise RuntimeError("the chunk's word pass failed")
         decoder.set_alignment()
         sphinx.decode(decoder, pcm)
-        phones = [Span(p.name, p.start, p.start + p.duration) for p in decoder.get_alignment().phones()]
-        if phones:
-            return phones
+        entries = list(decoder.get_alignment().phones())
+        if entries:
+            return [Span(p.name, p.start, p.start + p.duration) for p in entries], [p.score for p in entries]
     except RuntimeError as exc:
         log.info("phone alignment failed (%s); spreading dictionary phones over words", exc)
-    return [p for span in spans for p in _spread(decoder, span)]
+    phones = [p for span in spans for p in _spread(decoder, span)]
+    return phones, [None] * len(phones)
 
 
 def _spread(decoder, span: Span) -> list[Span]:
@@ -119,28 +120,3 @@ def _spread(decoder, span: Span) -> list[Span]:
     edges = np.round(span.start + np.concatenate([[0], np.cumsum(weights)]) / weights.sum()
                      * (span.end - span.start)).astype(int)
     return [Span(p, int(a), int(b)) for p, a, b in zip(phones, edges[:-1], edges[1:]) if b > a]
-
-
-def _chunks(spans: list[Span], samples: np.ndarray) -> list[tuple[int, int]]:
-    """Runs of words (first, last index) each at most CHUNK_MAX_FRAMES long where
-    possible, cut at the quietest word boundary past CHUNK_TARGET_FRAMES."""
-    def loudness(frame: int) -> float:
-        a = max(0, frame - 2) * SAMPLES_PER_FRAME
-        return float(np.mean(np.square(samples[a: a + 4 * SAMPLES_PER_FRAME], dtype=np.float64)))
-
-    out, first = [], 0
-    while first < len(spans):
-        start = spans[first].start
-        last = first
-        while last + 1 < len(spans) and spans[last + 1].end - start <= CHUNK_TARGET_FRAMES:
-            last += 1
-        # Candidates: boundaries after `last` that keep the chunk under the maximum.
-        candidates = [i for i in range(last, len(spans))
-                      if spans[i].end - start <= CHUNK_MAX_FRAMES] or [last]
-        if candidates[-1] == len(spans) - 1:
-            cut = len(spans) - 1
-        else:
-            cut = min(candidates, key=lambda i: loudness(spans[i].end))
-        out.append((first, cut))
-        first = cut + 1
-    return out

@@ -52,13 +52,23 @@ class Levels:
         return round(min(1.0, max(0.0, 1.0 + db / 30.0)), 2)
 
 
+# Frames squared at a time: float64 squares of a whole hour would need 460 MB.
+_BLOCK_FRAMES = 6000
+
+
 def frame_rms(samples: np.ndarray) -> np.ndarray:
     """RMS of each 10 ms frame of 16 kHz samples (the last frame zero-padded)."""
     n = math.ceil(samples.size / SAMPLES_PER_FRAME)
-    padded = np.zeros(n * SAMPLES_PER_FRAME, np.float32)
-    padded[: samples.size] = samples
-    frames = padded.reshape(n, SAMPLES_PER_FRAME)
-    return np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1)).astype(np.float32)
+    out = np.empty(n, np.float32)
+    whole = samples.size // SAMPLES_PER_FRAME
+    for a in range(0, whole, _BLOCK_FRAMES):
+        b = min(whole, a + _BLOCK_FRAMES)
+        frames = samples[a * SAMPLES_PER_FRAME: b * SAMPLES_PER_FRAME].reshape(b - a, SAMPLES_PER_FRAME)
+        out[a:b] = np.sqrt(np.mean(np.square(frames, dtype=np.float64), axis=1))
+    if whole < n:  # the last, partial frame
+        tail = samples[whole * SAMPLES_PER_FRAME:].astype(np.float64)
+        out[whole] = math.sqrt(float(np.sum(tail * tail)) / SAMPLES_PER_FRAME)
+    return out
 
 
 def measure(samples: np.ndarray, n_frames: int | None = None) -> Levels | None:

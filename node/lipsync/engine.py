@@ -1,8 +1,10 @@
 """The lip-sync engine: audio (and maybe its transcript) to a mouth-cue timeline.
 
-With a transcript, the words are force-aligned and their phones timed; without
-one, or when the transcript does not fit the audio, phones are recognised. Either
-way the phones become Rhubarb mouth shapes (see shapes.py).
+The speech is cut at pauses into chunks (segment.py) decoded in parallel
+(decode.py, pool.py). With a transcript, each chunk is force-aligned to the words
+it holds and its phones timed; without one, where the transcript does not fit, or
+with the phonetic recogniser, phones are recognised. Either way the phones become
+Rhubarb mouth shapes (shapes.py).
 """
 
 from __future__ import annotations
@@ -10,50 +12,64 @@ from __future__ import annotations
 import logging
 import math
 import os
+from concurrent.futures.process import BrokenProcessPool
 from typing import IO, Any
 
 import numpy as np
 
+from farm.errors import InvalidInput
+from farm.presets import TIER_LIMITS, Tier
 from farm.timeline import Timeline, WordTiming
-from node.lipsync import energy
-from node.lipsync.align import align
-from node.lipsync.phones import recognize_phones
+from node.lipsync import energy, pool
+from node.lipsync.decode import decode_chunks
+from node.lipsync.segment import speech_chunks
 from node.lipsync.shapes import build_cues
-from node.lipsync.sphinx import FRAME_RATE, RATE, SAMPLES_PER_FRAME, Span
-from node.lipsync.text import normalize_transcript
+from node.lipsync.sphinx import FRAME_RATE, RATE, Span
+from node.lipsync.text import latin_share, normalize_transcript
 
 log = logging.getLogger(__name__)
 
-# The transcript fits the audio unless forcing it scores this much worse, per
-# 10 ms frame, than the free phone loop on the same audio (log scores). Measured
-# on 14 right transcripts (synthetic and real speech; noisy, quiet, slowed, sped
-# up): -4.5 to +2.8; one wrong word in four: -9.7; only the first half of the
-# transcript: -14.7; the wrong sentence: -36 to -54.
-MISMATCH_PER_FRAME = 12.0
-# Audio beyond the first and last loud frame that the recognisers still hear.
-_MARGIN_FRAMES = 10
+# The longest audio accepted: the enterprise tier's configured ceiling (one hour).
+MAX_AUDIO_S = TIER_LIMITS[Tier.ENTERPRISE].max_audio_s
+# The longest transcript accepted: an hour of fast speech is about 12,000 words.
+MAX_TRANSCRIPT_WORDS = 20_000
+MAX_TRANSCRIPT_CHARS = 20 * MAX_TRANSCRIPT_WORDS  # so one giant "word" is refused too
+# Below this share of Latin letters a transcript is in another script (Cyrillic,
+# CJK...): the English models cannot align it, so the audio is recognised instead.
+MIN_LATIN_SHARE = 0.5
+RECOGNIZERS = ("pocketsphinx", "phonetic")
+# Encoders pad the last audio frame; do not call that "too long".
+_LENGTH_SLACK_S = 0.05
 
 
-def lipsync(samples: np.ndarray, transcript: str | None = None, *, rate: int = RATE) -> Timeline:
+def lipsync(samples: np.ndarray, transcript: str | None = None, *, rate: int = RATE,
+            recognizer: str = "pocketsphinx", workers: int | None = None,
+            max_audio_s: float | None = MAX_AUDIO_S,
+            max_transcript_words: int = MAX_TRANSCRIPT_WORDS) -> Timeline:
     """Mouth cues for mono `samples` (float in [-1, 1], or int16 PCM) at `rate` Hz.
 
+    `recognizer` "pocketsphinx" aligns the transcript when there is one (English);
+    "phonetic" ignores it and recognises phones, for speech in any language.
+    `workers` processes decode long audio in parallel (default: one per CPU).
     `Timeline.words` holds the aligned words as normalised for alignment ("10"
-    becomes "ten"), empty when no transcript was given or trusted.
+    becomes "ten"), empty when no transcript was given or none of it fit.
 
-    Never raises for a transcript that does not match (it falls back to phone
-    recognition); silence gives an all-rest (X) timeline.
+    Raises InvalidInput "audio_too_long" past `max_audio_s` seconds and
+    "transcript_too_long" past `max_transcript_words` words. Never fails for a
+    transcript that does not match (that audio is recognised); silence gives an
+    all-rest (X) timeline.
     """
-    samples = np.asarray(samples)
-    if samples.dtype == np.int16:  # PCM as read from a WAV file
-        samples = samples / np.float32(32768)
-    samples = samples.astype(np.float32, copy=False)
-    if not np.isfinite(samples).all():
-        samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
-    if samples.ndim != 1:
-        raise ValueError(f"lipsync wants mono samples of shape (n,), got {samples.shape}")
+    samples = _mono_float(samples)
     if rate <= 0:
         raise ValueError(f"rate must be > 0, got {rate}")
+    if recognizer not in RECOGNIZERS:
+        raise InvalidInput(f"unknown recognizer {recognizer!r}; expected one of {', '.join(RECOGNIZERS)}",
+                           code="invalid_recognizer")
     duration = samples.size / rate
+    if max_audio_s is not None and duration > max_audio_s + _LENGTH_SLACK_S:
+        raise InvalidInput(f"the audio lasts {duration:.1f} s; the limit is {max_audio_s:g} s",
+                           code="audio_too_long")
+    words = transcript_words(transcript, max_transcript_words) if recognizer == "pocketsphinx" else []
     if rate != RATE:
         from farm.audio import resample
 
@@ -62,46 +78,87 @@ def lipsync(samples: np.ndarray, transcript: str | None = None, *, rate: int = R
     levels = energy.measure(samples, n_frames)
     if levels is None:
         return Timeline.silent(duration)
-
-    # Only the stretch with sound goes to the recognisers: faster, and the aligner
-    # (run without silence fillers) then has no leading silence to stretch words over.
-    first, last = levels.speech_bounds(_MARGIN_FRAMES)
-    speech = samples[first * SAMPLES_PER_FRAME: last * SAMPLES_PER_FRAME]
-    words = normalize_transcript(transcript) if transcript else []
-    phones: list[Span] | None = None
-    word_spans: list[Span] = []
-    loop = recognize_phones(speech)  # the fallback, and the yardstick for the transcript
-    if words:
-        aligned = align(speech, words)
-        if aligned is not None and _fits(aligned.score, loop.score, last - first):
-            phones, word_spans = aligned.phones, aligned.words
-        elif aligned is not None:
-            log.info("the transcript does not fit the audio (score %s against %s); "
-                     "using phone recognition", aligned.score, loop.score)
-    if phones is None:
-        phones = loop.phones
-    phones = [Span(p.label, p.start + first, p.end + first) for p in phones]
-    cues = build_cues(phones, levels, duration)
-    timed_words = tuple(_word_timing(Span(w.label, w.start + first, w.end + first), levels, duration)
-                        for w in word_spans)
+    chunks = speech_chunks(levels)
+    workers = pool.default_workers() if workers is None else max(1, int(workers))
+    executor = pool.executor(workers, sum(b - a for a, b in chunks))
+    try:
+        decoded = decode_chunks(samples, chunks, words, levels.quiet, executor, workers)
+    except BrokenProcessPool:
+        log.warning("a lip-sync worker process died; decoding in this process instead")
+        pool.discard(executor)
+        decoded = decode_chunks(samples, chunks, words, levels.quiet, pool.INLINE)
+    cues = build_cues(decoded.phones, levels, duration)
+    timed_words = tuple(_word_timing(w, levels, duration) for w in decoded.words)
     return Timeline(duration, tuple(cues), timed_words)
 
 
 def lipsync_file(path: str | os.PathLike | IO[bytes] | Any, transcript: str | None = None, *,
-                 max_duration_s: float | None = None) -> Timeline:
-    """`lipsync` on any audio file PyAV decodes (InvalidInput if it cannot)."""
+                 recognizer: str = "pocketsphinx", workers: int | None = None,
+                 max_audio_s: float | None = MAX_AUDIO_S,
+                 max_transcript_words: int = MAX_TRANSCRIPT_WORDS) -> Timeline:
+    """`lipsync` on any audio file PyAV decodes (InvalidInput "unreadable_audio" if it
+    cannot; "audio_too_long" as soon as decoding passes `max_audio_s`)."""
     from farm.audio import decode_audio
 
+    if transcript is not None and recognizer == "pocketsphinx":
+        transcript_words(transcript, max_transcript_words)  # refuse before decoding
+    if isinstance(path, (str, os.PathLike)) and workers != 1:
+        _prestart_pool(path, workers)
     samples = decode_audio(os.fspath(path) if isinstance(path, os.PathLike) else path,
-                           RATE, max_duration_s=max_duration_s)
-    return lipsync(samples, transcript, rate=RATE)
+                           RATE, max_duration_s=max_audio_s)
+    return lipsync(samples, transcript, rate=RATE, recognizer=recognizer, workers=workers,
+                   max_audio_s=max_audio_s, max_transcript_words=max_transcript_words)
 
 
-def _fits(align_score: float | None, loop_score: float | None, n_frames: int) -> bool:
-    """Whether the forced alignment scored close enough to the free phone loop."""
-    if align_score is None or loop_score is None or n_frames <= 0:
-        return True  # no yardstick (scores underflow on very long audio): trust it
-    return (align_score - loop_score) / n_frames >= -MISMATCH_PER_FRAME
+def _prestart_pool(path: str | os.PathLike, workers: int | None) -> None:
+    """Let the workers start and load their models while the audio decodes."""
+    from farm.audio import declared_duration
+
+    try:
+        seconds = declared_duration(os.fspath(path))
+    except (InvalidInput, OSError):
+        return  # decode_audio reports it
+    if seconds is None:
+        return
+    workers = pool.default_workers() if workers is None else max(1, int(workers))
+    pool.prestart(workers, int(seconds * FRAME_RATE))
+
+
+def transcript_words(transcript: str | None, max_words: int = MAX_TRANSCRIPT_WORDS) -> list[str]:
+    """The words to align: [] for no transcript, an empty one, or one in another script.
+
+    Raises InvalidInput "transcript_too_long" past `max_words` words (counted before
+    normalisation too, so a huge text is refused before any work on it).
+    """
+    if transcript is None:
+        return []
+    if not isinstance(transcript, str):
+        raise InvalidInput(f"the transcript must be text, got {type(transcript).__name__}",
+                           code="invalid_transcript")
+    if len(transcript) > max(MAX_TRANSCRIPT_CHARS, 20 * max_words) or len(transcript.split()) > max_words:
+        raise InvalidInput(f"the transcript has {len(transcript.split()):,} words "
+                           f"({len(transcript):,} characters); the limit is {max_words:,} words",
+                           code="transcript_too_long")
+    if latin_share(transcript) < MIN_LATIN_SHARE:
+        log.info("the transcript is not in the Latin script; recognising phones instead")
+        return []
+    words = normalize_transcript(transcript)
+    if len(words) > max_words:  # "$1,234,567" is one token but six words
+        raise InvalidInput(f"the transcript reads as {len(words):,} words; the limit is {max_words:,}",
+                           code="transcript_too_long")
+    return words
+
+
+def _mono_float(samples: np.ndarray) -> np.ndarray:
+    samples = np.asarray(samples)
+    if samples.dtype == np.int16:  # PCM as read from a WAV file
+        samples = samples / np.float32(32768)
+    samples = samples.astype(np.float32, copy=False)
+    if samples.ndim != 1:
+        raise ValueError(f"lipsync wants mono samples of shape (n,), got {samples.shape}")
+    if not np.isfinite(samples).all():
+        samples = np.nan_to_num(samples, nan=0.0, posinf=1.0, neginf=-1.0)
+    return samples
 
 
 def _word_timing(span: Span, levels: energy.Levels, duration: float) -> WordTiming:
