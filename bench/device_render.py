@@ -2,11 +2,21 @@
 
 The device machines have no package registry, no cairo and no PocketSphinx, so
 `export` does the CPU-side work here (lip sync, SVG rasterizing, scene layout) and
-writes each preset's scene; `run` replays it there through the same GLCompositor
-and VideoEncoder the node uses, and checks its frames against llvmpipe's.
+writes each preset's scene; `run` replays it there through the node's own
+compositors and encoder, and checks its frames against llvmpipe's. Per preset:
 
-    python bench/device_render.py export --dir .gl/scenes            # here
-    python bench/device_render.py run --dir .gl/scenes --out $OUT     # on the GPU
+- render only, every frame drawn and read back whole: synchronously (`render_yuv`)
+  and through the pixel-buffer ring (`submit` / `complete`, one frame in flight);
+- render only, as the node renders: only the damage rectangle read back, and
+  nothing drawn for a frame equal to the one before;
+- the node's loop (GL drawing, encoding in a second thread) beside the encoder
+  alone fed the same frames as ready YUV, and the CPU compositor's loop;
+- the NVENC encoders the device can open, and the torch kernels on CUDA.
+
+Results are written after every preset, so a run cut short still reports.
+
+    python bench/device_render.py export --dir .gl/scenes --seconds 10   # here
+    python bench/device_render.py run --dir .gl/scenes --out $OUT         # on the GPU
 """
 
 from __future__ import annotations
@@ -28,6 +38,7 @@ from node.render.types import Placement, SceneArt, Sprite  # noqa: E402
 
 QUALITIES = ("preview", "standard", "hd", "ultra")
 REFERENCE_FRAMES = 3
+NVENC = ("h264_nvenc", "hevc_nvenc", "av1_nvenc")
 
 
 def export(dest: Path, seconds: float) -> None:
@@ -60,10 +71,10 @@ def export(dest: Path, seconds: float) -> None:
                 gl.render_yuv(unique[k])
                 refs.append(gl.i420.copy())
         np.savez_compressed(dest / f"{name}.npz", background=scene.art.background,
-                            frame_index=np.array(index, np.int32), refs=np.stack(refs), **arrays)
+                 frame_index=np.array(index, np.int32), refs=np.stack(refs), **arrays)
         (dest / f"{name}.json").write_text(json.dumps({
-            "width": q.width, "height": q.height, "fps": q.fps, "preset": q.x264_preset,
-            "crf": q.crf, "placements": rows}))
+            "width": q.width, "height": q.height, "fps": q.fps,
+            "options": dict(presets.encoder_preset("mp4", name).options), "placements": rows}))
         print(f"exported {name}: {scene.n_frames} frames, {len(unique)} unique")
 
 
@@ -80,71 +91,138 @@ def load(src: Path, name: str):
     return meta, art, [tuple(dl) for dl in lists], data["frame_index"], data["refs"]
 
 
-def run(src: Path, out: Path, repeats: int, qualities: list[str]) -> None:
+class Replay:
+    """A Scene look-alike for the node's frame loops: the exported frames, in order."""
 
-    from node.render.encode import VideoEncoder, pick_video_codec
+    def __init__(self, art: SceneArt, lists, index, fps: int) -> None:
+        self.art, self.fps, self.n_frames = art, float(fps), len(index)
+        self._lists, self._index = lists, index
+
+    def frame(self, i: int):
+        return self._lists[self._index[i]]
+
+
+def timed(fn, frames: int, repeats: int) -> float:
+    """Median frames/s of `repeats` calls of fn()."""
+    rates = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        rates.append(frames / (time.perf_counter() - t))
+    return statistics.median(rates)
+
+
+def render_only(gl, replay: Replay, repeats: int) -> dict:
+    n, w, h = replay.n_frames, replay.art.width, replay.art.height
+    planes = (np.zeros((h, w), np.uint8), np.zeros((h // 2, w // 2), np.uint8),
+              np.zeros((h // 2, w // 2), np.uint8))
+
+    def sync_full() -> None:
+        for i in range(n):
+            gl.render_yuv(replay.frame(i))
+
+    def ring(whole: bool):
+        def run() -> None:
+            target, pending = gl.yuv_target(planes), None
+            for i in range(n):
+                if whole:
+                    target.shows = None  # unknown pixels: the whole frame is read
+                ticket = gl.submit(replay.frame(i), target)
+                if pending is not None:
+                    gl.complete(pending, target)
+                pending = ticket
+            if pending is not None:
+                gl.complete(pending, target)
+            gl.ctx.finish()
+        return run
+
+    sync_full()  # warm-up: shader compilation, first uploads
+    return {"sync_whole_fps": timed(sync_full, n, repeats),
+            "pbo_whole_fps": timed(ring(True), n, repeats),
+            "pbo_damage_fps": timed(ring(False), n, repeats)}
+
+
+def node_loops(gl, replay: Replay, meta: dict, audio, out: Path, repeats: int) -> dict:
+    from node.render.cpu import CpuCompositor
+    from node.render.encode import VideoEncoder
+    from node.render.frames import encode_cpu, encode_gl
+
+    n, w, h, fps = replay.n_frames, meta["width"], meta["height"], meta["fps"]
+    options = meta["options"]
+    cpu = CpuCompositor(replay.art)
+    distinct: dict[int, tuple] = {}  # equal frames share one copy: memory per distinct frame
+    ready = [distinct.setdefault(id(replay.frame(i)), tuple(
+        p.copy() for p in cpu.render_yuv(replay.frame(i)))) for i in range(n)]
+
+    def encoder(name: str) -> VideoEncoder:
+        return VideoEncoder(out / name, w, h, fps, audio=audio[: n * 48000 // fps],
+                            codec="libx264", options=options)
+
+    def alone() -> None:
+        with encoder("alone.mp4") as enc:
+            for planes in ready:
+                enc.write_yuv(*planes)
+
+    def node(loop, compositor):
+        def run() -> None:
+            with encoder("node.mp4") as enc:
+                loop(replay, enc, compositor)
+        return run
+
+    row = {}
+    for _ in range(repeats):  # interleaved: drift hits every loop alike
+        for key, fn in (("encoder_alone_fps", alone), ("gl_node_fps", node(encode_gl, gl)),
+                        ("cpu_node_fps", node(encode_cpu, CpuCompositor(replay.art)))):
+            row.setdefault(key, []).append(timed(fn, n, 1))
+    for f in out.glob("*.mp4"):
+        f.unlink()
+    return {k: statistics.median(v) for k, v in row.items()}
+
+
+def run(src: Path, out: Path, repeats: int, qualities: list[str], loops: list[str]) -> None:
+    from node.render.cpu import CpuCompositor
+    from node.render.encode import codec_available
     from node.render.gl import GLCompositor, create_context
 
     ctx = create_context()
     audio = np.load(src / "audio48k.npy")
     result = {"renderer": ctx.info["GL_RENDERER"], "vendor": ctx.info["GL_VENDOR"],
-              "codec": pick_video_codec(), "presets": {}}
-    print(f"GL: {result['vendor']} | {result['renderer']}; encoder: {result['codec']}")
+              "encoders": {c: codec_available(c) for c in NVENC}, "presets": {}}
+    print(f"GL: {result['vendor']} | {result['renderer']}; NVENC: {result['encoders']}")
+    save = lambda: (out / "device_render.json").write_text(json.dumps(result, indent=2))  # noqa: E731
     for name in qualities:
         meta, art, lists, index, refs = load(src, name)
+        replay = Replay(art, lists, index, meta["fps"])
         gl = GLCompositor(art, ctx=ctx)
-        diff = 0
+        cpu = CpuCompositor(art)
+        diff_ref = diff_cpu = 0
         for k in range(len(refs)):
             gl.render_yuv(lists[k])
-            diff = max(diff, int(np.abs(gl.i420.astype(np.int16) - refs[k].astype(np.int16)).max()))
-        n = len(index)
-        frames = []  # every unique frame, for the encoder-alone run
-        for dl in lists:
-            frames.append(tuple(p.copy() for p in gl.render_yuv(dl)))
-        render_fps = []
-        for _ in range(repeats):  # every frame drawn and read back: the renderer's own speed
-            t = time.perf_counter()
-            for i in range(n):
-                gl.render_yuv(lists[index[i]])
-            render_fps.append(n / (time.perf_counter() - t))
-        whole_fps, enc_fps = [], []
-        for _ in range(repeats):  # what the node does: identical frames reused, encoded
-            path = out / f"{name}.mp4"
-            t = time.perf_counter()
-            with VideoEncoder(path, meta["width"], meta["height"], meta["fps"], audio=audio,
-                              preset=meta["preset"], crf=meta["crf"]) as enc:
-                last = -1
-                for i in range(n):
-                    if index[i] != last:
-                        planes = gl.render_yuv(lists[index[i]])
-                        last = index[i]
-                    enc.write_yuv(*planes)
-            whole_fps.append(n / (time.perf_counter() - t))
-            t = time.perf_counter()
-            with VideoEncoder(out / f"{name}-enc.mp4", meta["width"], meta["height"], meta["fps"],
-                              audio=audio, preset=meta["preset"], crf=meta["crf"]) as enc:
-                for i in range(n):
-                    enc.write_yuv(*frames[index[i]])
-            enc_fps.append(n / (time.perf_counter() - t))
+            got = gl.i420.astype(np.int16)
+            diff_ref = max(diff_ref, int(np.abs(got - refs[k]).max()))
+            cpu.render_yuv(lists[k])
+            diff_cpu = max(diff_cpu, int(np.abs(got - cpu.i420).max()))
+        row = {"size": f"{art.width}x{art.height}", "frames": replay.n_frames, "unique": len(lists),
+               "max_diff_vs_llvmpipe": diff_ref, "max_diff_vs_cpu": diff_cpu,
+               **render_only(gl, replay, repeats)}
+        if name in loops:
+            row.update(node_loops(gl, replay, meta, audio, out, repeats))
         gl.close()
-        for f in out.glob(f"{name}*.mp4"):
-            f.unlink()
-        row = {"frames": n, "unique": len(lists), "max_diff_vs_llvmpipe": diff,
-               "render_only_fps": statistics.median(render_fps),
-               "render_encode_fps": statistics.median(whole_fps),
-               "encoder_alone_fps": statistics.median(enc_fps)}
         result["presets"][name] = row
-        print(f"{name:9} {meta['width']}x{meta['height']}: render+readback {row['render_only_fps']:8.0f} "
-              f"fps | render+encode {row['render_encode_fps']:6.0f} fps | encoder alone "
-              f"{row['encoder_alone_fps']:6.0f} fps | max diff vs llvmpipe {diff}")
+        print(name, json.dumps({k: round(v) if isinstance(v, float) else v for k, v in row.items()}),
+              flush=True)
+        save()
     result["kernels"] = kernels_on_cuda()
-    (out / "device_render.json").write_text(json.dumps(result, indent=2))
+    save()
 
 
 def kernels_on_cuda() -> dict:
-    import torch
+    try:
+        import torch
+    except ImportError:
+        return {"cuda": False, "torch": False}
 
-    from kernels import rgb_to_yuv420
+    from kernels import composite, rgb_to_yuv420
     if not torch.cuda.is_available():
         return {"cuda": False}
     dev = torch.device("cuda")
@@ -158,9 +236,18 @@ def kernels_on_cuda() -> dict:
         for _ in range(20):
             rgb_to_yuv420(x)
         torch.cuda.synchronize()
-        fps = 20 * 16 / (time.perf_counter() - t)
-        out[f"rgb_to_yuv420_{h}p_fps"] = fps
-        print(f"torch rgb_to_yuv420 on {out['device']}, {w}x{h}, batch 16: {fps:,.0f} frames/s")
+        out[f"rgb_to_yuv420_{h}p_fps"] = 20 * 16 / (time.perf_counter() - t)
+        art = SceneArt(w, h, np.full((h, w, 4), 200, np.uint8),
+                       {"s": Sprite("s", np.full((h // 3, w // 5, 4), 128, np.uint8))})
+        draw = [Placement("s", 40.5, 30.0), Placement("s", 400, 300, 0.5)]
+        composite(art, draw, dev)
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(20):
+            composite(art, draw, dev)
+        torch.cuda.synchronize()
+        out[f"composite_{h}p_fps"] = 20 / (time.perf_counter() - t)
+    print(json.dumps(out))
     return out
 
 
@@ -169,15 +256,17 @@ def main() -> int:
     p.add_argument("mode", choices=["export", "run"])
     p.add_argument("--dir", type=Path, default=REPO / ".gl" / "scenes")
     p.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--qualities", default=",".join(QUALITIES))
+    p.add_argument("--loops", default="standard,hd,ultra",
+                   help="presets whose node loop and encoder alone are timed too")
     args = p.parse_args()
     if args.mode == "export":
         export(args.dir, args.seconds)
     else:
         args.out.mkdir(parents=True, exist_ok=True)
-        run(args.dir, args.out, args.repeats, args.qualities.split(","))
+        run(args.dir, args.out, args.repeats, args.qualities.split(","), args.loops.split(","))
     return 0
 
 

@@ -24,7 +24,7 @@ def _premultiplied(rgba: np.ndarray, device: torch.device | str) -> Tensor:
     return torch.from_numpy(np.ascontiguousarray(rgba)).to(device, torch.float32) / 255.0
 
 
-def _resampled(src: Tensor, p: Placement, x0: int, y0: int, x1: int, y1: int) -> Tensor:
+def resample(src: Tensor, p: Placement, x0: int, y0: int, x1: int, y1: int) -> Tensor:
     """Bilinear samples of `src` (h, w, 4) at the centres of output pixels [x0, x1) x [y0, y1).
 
     Pixels whose centres fall outside the placed rectangle are zero: GL does not
@@ -78,7 +78,7 @@ def composite(
         if p.scale == 1.0 and float(p.x).is_integer() and float(p.y).is_integer():
             src = src[y0 - int(p.y) : y1 - int(p.y), x0 - int(p.x) : x1 - int(p.x)]
         else:
-            src = _resampled(src, p, x0, y0, x1, y1)
+            src = resample(src, p, x0, y0, x1, y1)
         src = src * p.opacity
         dst = frame[y0:y1, x0:x1]
         frame[y0:y1, x0:x1] = src + dst * (1.0 - src[..., 3:4])

@@ -1,19 +1,23 @@
-"""One render, start to finish: audio -> lip sync -> scene -> GL frames (YUV) -> MP4.
+"""One render, start to finish: audio -> lip sync -> scene -> frames -> MP4, WebM or GIF.
 
 Used by the node daemon for farm jobs and by `toonz render` for local one-shots.
-Frames are streamed: memory does not grow with the video's length.
+Frames and audio are streamed: memory does not grow with the video's length.
+The compositor is chosen per node (node/render/backend.py): GL on a real GPU,
+the CPU compositor (damage regions over a cached YUV background) elsewhere.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from farm import presets
-from farm.audio import decode_audio
+from farm.audio import decode_audio, probe_duration
 from farm.timeline import Timeline
 
 AUDIO_RATE = 48_000
@@ -22,8 +26,12 @@ LIPSYNC_RATE = 16_000
 
 @dataclass(frozen=True)
 class RenderResult:
-    video: Path
+    video: Path  # its suffix is the format's
     timeline: Path
+    poster: Path
+    format: str
+    codec: str
+    backend: str  # "gl" or "cpu"
     frames: int
     unique_frames: int
     seconds: float
@@ -32,69 +40,112 @@ class RenderResult:
 
 def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
            timeline: Timeline | None = None, template: str = "explainer", character: str = "toonz",
-           quality: str = "standard", title: str | None = None,
-           progress: Callable[[float], None] | None = None, gl_context=None) -> RenderResult:
-    """Render `audio_path` to an MP4 at `out_path`; writes `<out>.timeline.json` beside it.
+           quality: str = "standard", format: str = "mp4", title: str | None = None,
+           progress: Callable[[float], None] | None = None, gl_context=None,
+           backend: str | None = None) -> RenderResult:
+    """Render `audio_path` to `out_path` (suffix set to `format`'s), with a timeline and a poster.
 
-    `progress(fraction)` is called as frames are encoded; it may raise to abort.
+    Writes `<out>.timeline.json` and `<out>.poster.png` beside the video (`timeline.json`
+    and `poster.png` when the video is named `video.*`). `progress(fraction)` is called
+    as frames are encoded; it may raise to abort. `backend` ("gl", "cpu" or "auto")
+    overrides TOONZ_RENDER_BACKEND.
     """
     from assets.loader import load_character, load_template
-    from node.lipsync import lipsync
-    from node.render.encode import VideoEncoder
-    from node.render.gl import GLCompositor
+    from node.render.backend import choose_backend
     from node.render.scene import build_scene
 
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
     preset = presets.quality(quality)
+    fmt = presets.output_format(format)
     tpl, char = load_template(template), load_character(character)  # fail fast on bad names
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    use = choose_backend(backend)
+    video_path, timeline_path, poster_path = output_paths(Path(out_path), fmt)
+    video_path.parent.mkdir(parents=True, exist_ok=True)
 
-    audio = decode_audio(audio_path, AUDIO_RATE)
-    duration = len(audio) / AUDIO_RATE
+    duration = probe_duration(audio_path)  # validates the file; audio is streamed later
     stages["decode"] = time.perf_counter() - t0
     if timeline is None:
+        from node.lipsync import lipsync
         t = time.perf_counter()
         timeline = lipsync(decode_audio(audio_path, LIPSYNC_RATE), transcript)
         stages["lipsync"] = time.perf_counter() - t
     timeline = fit_timeline(timeline, duration)
-    timeline_path = out_path.with_name("timeline.json") if out_path.name == "video.mp4" \
-        else out_path.with_suffix(".timeline.json")
     timeline_path.write_text(timeline.to_json_text())
 
     t = time.perf_counter()
-    scene = build_scene(tpl, char, timeline, preset.width, preset.height, preset.fps, title=title)
-    compositor = GLCompositor(scene.art, ctx=gl_context)
+    fps = min(preset.fps, presets.GIF_MAX_FPS) if fmt == "gif" else preset.fps
+    scene = build_scene(tpl, char, timeline, preset.width, preset.height, fps, title=title)
     stages["scene"] = time.perf_counter() - t
-    render_s = encode_s = 0.0
-    unique = 0
+    if fmt == "gif":
+        stats, codec = _render_gif(scene, video_path, poster_path, progress)
+    else:
+        stats, codec = _render_video(scene, audio_path, video_path, poster_path, fmt, quality, use,
+                                     gl_context, progress)
+    stages["render"], stages["encode"] = stats.render_s, stats.encode_s
+    return RenderResult(video=video_path, timeline=timeline_path, poster=poster_path, format=fmt,
+                        codec=codec, backend="cpu" if fmt == "gif" else use, frames=stats.frames,
+                        unique_frames=stats.unique, seconds=time.perf_counter() - t0,
+                        stage_seconds=stages)
+
+
+def _render_video(scene, audio_path: Path, video_path: Path, poster_path: Path, fmt: str,
+                  quality: str, use: str, gl_context, progress):
+    from node.render.audio import FileSource
+    from node.render.encode import VideoEncoder, choose_codec
+    from node.render.frames import encode_cpu, encode_gl
+
+    codec, options = choose_codec(presets.encoder_preset(fmt, quality))
+    art = scene.art
+    if use == "gl":
+        from node.render.gl import GLCompositor
+        compositor = GLCompositor(art, ctx=gl_context)
+    else:
+        from node.render.cpu import CpuCompositor
+        compositor = CpuCompositor(art)
+    audio = FileSource(audio_path, AUDIO_RATE)
     try:
-        with VideoEncoder(out_path, preset.width, preset.height, preset.fps, audio=audio,
-                          audio_rate=AUDIO_RATE, preset=preset.x264_preset, crf=preset.crf) as enc:
-            last_key = None
-            planes = None
-            n = scene.n_frames
-            for i in range(n):
-                key = scene.frame_key(i)
-                t = time.perf_counter()
-                if key != last_key:  # consecutive identical frames are rendered once
-                    planes = compositor.render_yuv(scene.frame(i))
-                    last_key = key
-                    unique += 1
-                t2 = time.perf_counter()
-                enc.write_yuv(*planes)
-                t3 = time.perf_counter()
-                render_s += t2 - t
-                encode_s += t3 - t2
-                if progress is not None and (i % 10 == 0 or i == n - 1):
-                    progress((i + 1) / n)
+        with _poster_writer(scene, compositor, poster_path), \
+                VideoEncoder(video_path, art.width, art.height, round(scene.fps), audio=audio,
+                             audio_rate=AUDIO_RATE, codec=codec, options=options) as enc:
+            loop = encode_gl if use == "gl" else encode_cpu
+            stats = loop(scene, enc, compositor, progress)
     finally:
-        compositor.close()
-    stages["render"] = render_s
-    stages["encode"] = encode_s
-    return RenderResult(video=out_path, timeline=timeline_path, frames=scene.n_frames,
-                        unique_frames=unique, seconds=time.perf_counter() - t0, stage_seconds=stages)
+        audio.close()
+        if use == "gl":
+            compositor.close()
+    return stats, codec
+
+
+def _render_gif(scene, video_path: Path, poster_path: Path, progress):
+    from node.render.cpu import CpuCompositor
+    from node.render.frames import encode_gif
+
+    compositor = CpuCompositor(scene.art)
+    with _poster_writer(scene, compositor, poster_path):
+        stats = encode_gif(scene, video_path, compositor, progress)
+    return stats, "gif"
+
+
+@contextlib.contextmanager
+def _poster_writer(scene, compositor, path: Path):
+    """Draw the poster frame now; compress its PNG on a thread while the frames encode
+    (zlib releases the GIL); wait for it, and raise its error, on the way out."""
+    from node.render.frames import write_poster
+
+    rgba = compositor.render_rgba(scene.frame(scene.poster_frame()))
+    with ThreadPoolExecutor(1, thread_name_prefix="toonz-poster") as pool:
+        done = pool.submit(write_poster, rgba, path)
+        yield
+        done.result()
+
+
+def output_paths(out_path: Path, fmt: str) -> tuple[Path, Path, Path]:
+    """(video, timeline, poster) paths: the video gets the format's suffix."""
+    video = out_path.with_suffix("." + fmt)
+    if video.stem == "video":
+        return video, video.with_name("timeline.json"), video.with_name("poster.png")
+    return video, video.with_suffix(".timeline.json"), video.with_suffix(".poster.png")
 
 
 def fit_timeline(timeline: Timeline, duration: float) -> Timeline:

@@ -188,3 +188,46 @@ def test_kernel_keeps_batch_dims_and_reports_bad_shapes():
         rgb_to_yuv420(torch.zeros(3, 5, 4))
     with pytest.raises(ValueError, match=r"Got \(4, 8, 8\)"):
         rgb_to_yuv420(torch.zeros(4, 8, 8))
+
+
+def test_damage_read_back_is_the_whole_render(egl_ctx):
+    """submit/complete read only what changed, through pixel buffers: same planes."""
+    art = make_art()
+    frames = [PLACEMENTS, PLACEMENTS, PLACEMENTS[:3], (Placement("dot", 50, 30), *PLACEMENTS[1:]), ()]
+    with GLCompositor(art, egl_ctx) as gl:
+        target = gl.yuv_target(tuple(np.zeros(s, np.uint8) for s in ((64, 96), (32, 48), (32, 48))))
+        tickets = [gl.submit(frames[0], target)]
+        assert tickets[0].rect == (0, 0, 96, 64)
+        assert gl.submit(frames[1], target) is None  # nothing changed: nothing drawn
+        gl.complete(tickets[0], target)
+        for draw in frames[2:]:
+            gl.draw(draw, target)
+            want = gl.render_yuv(draw)
+            for got, ref in zip(target.planes, want):
+                np.testing.assert_array_equal(got, ref)
+
+
+def test_read_back_tickets_must_be_fetched_in_time(egl_ctx):
+    art = make_art()
+    with GLCompositor(art, egl_ctx) as gl:
+        targets = [gl.yuv_target(tuple(np.zeros(s, np.uint8) for s in ((64, 96), (32, 48), (32, 48))))
+                   for _ in range(4)]
+        tickets = [gl.submit(PLACEMENTS, t) for t in targets]  # a ring of three buffers
+        with pytest.raises(RuntimeError, match="reused before it was fetched"):
+            gl.complete(tickets[0], targets[0])
+        gl.complete(tickets[3], targets[3])
+
+
+def test_gl_encoding_loop_encodes_the_frames_in_order(egl_ctx, toonz, explainer):
+    from node.render.frames import encode_gl
+    from node.render.scene import build_scene
+    from tests.test_render_cpu import RecordingEncoder, StubTimeline
+
+    scene = build_scene(explainer, toonz, StubTimeline(2.0, "XABCDX"), 320, 180, 24)
+    enc = RecordingEncoder(320, 180)
+    with GLCompositor(scene.art, egl_ctx) as gl:
+        stats = encode_gl(scene, enc, gl)
+        assert stats.frames == len(enc.frames) == scene.n_frames
+        for i, got in enumerate(enc.frames):
+            for a, b in zip(got, gl.render_yuv(scene.frame(i))):
+                np.testing.assert_array_equal(a, b)

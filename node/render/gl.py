@@ -3,8 +3,11 @@
 One code path for the NVIDIA driver and Mesa's llvmpipe. Per frame: copy the
 cached background into the frame (a blit, 4.6x faster than drawing a full-frame
 quad on llvmpipe), draw every placement as one instanced draw call, convert to
-YUV 4:2:0 in two shader passes, and read the planes back into one buffer that is
-allocated once (fresh memory is slow to touch on the development VMs).
+YUV 4:2:0 in two shader passes, and read the planes back. `render_yuv` reads
+whole planes, synchronously, into one buffer allocated once (fresh memory is
+slow to touch on the development VMs); `submit` / `complete` read only the
+damage rectangle, through pixel buffer objects, so the GPU keeps drawing the
+next frames while a frame's pixels travel (node/render/readback.py).
 
 Row order: every pass maps output row r to framebuffer row r (see sprite.glsl),
 so reads come back top row first without a flip or a copy.
@@ -21,6 +24,8 @@ import numpy as np
 
 import shaders
 from node.render.atlas import pack
+from node.render.damage import PlaneTarget, Rect, damage, placement_bounds
+from node.render.readback import PboRing, Ticket
 from node.render.types import Placement, SceneArt
 
 log = logging.getLogger(__name__)
@@ -130,6 +135,9 @@ class GLCompositor:
         self._v_tex = ctx.texture((width // 2 // c_pack, height // 2), c_pack)
         self._y_fbo = ctx.framebuffer(color_attachments=[self._y_tex])
         self._uv_fbo = ctx.framebuffer(color_attachments=[self._u_tex, self._v_tex])
+        # A damage rectangle is read in whole texels of every target.
+        self._align = (max(y_pack, 2 * c_pack), 2)
+        self._ring = PboRing(ctx, width, height, y_pack, c_pack)
 
         self._sprite_prog = shaders.program(ctx, "sprite")
         self._sprite_prog["u_viewport"].value = (float(width), float(height))
@@ -212,22 +220,66 @@ class GLCompositor:
         them before rendering again.
         """
         self._compose(placements)
-        self._frame_tex.use(1)
-        self._y_fbo.use()
-        self._luma_vao.render(moderngl.TRIANGLES, vertices=3)
-        self._uv_fbo.use()
-        self._chroma_vao.render(moderngl.TRIANGLES, vertices=3)
+        self._convert()
         self._y_fbo.read_into(self._y, components=self._y_pack, alignment=1)
         c_pack = self._c_pack
         self._uv_fbo.read_into(self._u, components=c_pack, attachment=0, alignment=1)
         self._uv_fbo.read_into(self._v, components=c_pack, attachment=1, alignment=1)
         return self._y, self._u, self._v
 
+    def _convert(self) -> None:
+        self._frame_tex.use(1)
+        self._y_fbo.use()
+        self._luma_vao.render(moderngl.TRIANGLES, vertices=3)
+        self._uv_fbo.use()
+        self._chroma_vao.render(moderngl.TRIANGLES, vertices=3)
+
+    def yuv_target(self, planes=None) -> PlaneTarget:
+        """A target for `submit` and `draw` whose pixels are unknown yet."""
+        return PlaneTarget(planes)
+
+    def submit(self, placements: Sequence[Placement], target: PlaneTarget) -> Ticket | None:
+        """Draw a frame and queue the read of its damage against what `target` shows.
+
+        Returns None when nothing changed; else a ticket for `complete`, which copies
+        the pixels into `target.planes`. At most three tickets may be outstanding;
+        complete them in order.
+        """
+        placements = tuple(placements)
+        bounds = self._bounds
+        for p in placements:
+            bounds(p)  # names an unknown sprite before anything is drawn
+        rect = damage(target.shows, placements, bounds, (self.width, self.height), self._align)
+        target.shows = placements
+        if rect is None:
+            return None
+        self._compose(placements)
+        self._convert()
+        return self._ring.read(self._y_fbo, self._uv_fbo, rect)
+
+    def complete(self, ticket: Ticket, target: PlaneTarget) -> Rect:
+        """Copy a submitted frame's damage into `target.planes`; the rectangle copied."""
+        self._ring.fetch(ticket, target.planes)
+        return ticket.rect
+
+    def draw(self, placements: Sequence[Placement], target: PlaneTarget) -> Rect | None:
+        """`submit` then `complete`: bring `target` up to `placements` now."""
+        ticket = self.submit(placements, target)
+        return None if ticket is None else self.complete(ticket, target)
+
+    def _bounds(self, p: Placement) -> Rect:
+        try:
+            w, h = self._rects[p.sprite][:2]
+        except KeyError:
+            raise KeyError(f"Placement names an unknown sprite {p.sprite!r}") from None
+        return placement_bounds(p, w, h)
+
     def close(self) -> None:
         """Release every GL object (and the context, if this compositor made it)."""
         if self._closed:
             return
         self._closed = True
+        self._ring.release()
         objects = [
             self._sprite_vao, self._inst_buf, self._luma_vao, self._chroma_vao,
             self._sprite_prog, self._luma_prog, self._chroma_prog,

@@ -79,6 +79,15 @@ class Scene:
         """Equal for two frames exactly when their placements are equal."""
         return self.frame(i)
 
+    def poster_frame(self) -> int:
+        """The frame a render's poster shows: from a third of the way in, the first with
+        the mouth open and the eyes open (a still of someone talking), else that third."""
+        start = self.n_frames // 3
+        for i in range(start, self.n_frames):
+            if self._shapes[i] not in "AX" and i not in self._closed:
+                return i
+        return start
+
     def mouth_shape(self, i: int) -> str:
         """The Rhubarb mouth shape shown in frame `i`."""
         return self._shapes[i]

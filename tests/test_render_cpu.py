@@ -1,0 +1,188 @@
+"""The CPU compositor against GL, the torch reference and a float64 BT.709 reference.
+
+Tolerances (stated in node/render/cpu.py): whole-pixel, unscaled, opaque
+placements (what the scene builder makes) blend with exact rounding, so RGB is
+within 1 code of GL on llvmpipe (whose blend rounds in fixed point) and of the
+torch reference (which rounds once); YUV within 1 code of GL and of float64.
+Scaled, fractional or translucent placements are resampled: RGB within 2 codes
+of GL (4 where scaled, as tests/test_gl.py allows GL itself), YUV within 2.
+Damage regions and the two-thread encoding loop change nothing: bit-identical.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from kernels import composite, rgb_to_yuv420
+from node.render import yuv
+from node.render.backend import choose_backend
+from node.render.cpu import CpuCompositor
+from node.render.frames import encode_cpu
+from node.render.gl import GLCompositor, create_context
+from node.render.scene import build_scene
+from node.render.types import Placement
+from tests.test_gl import PLACEMENTS, bt709_reference, make_art
+
+EXACT = (Placement("ramp", 10, 8), Placement("disc", 20, 12), Placement("half", 4, 20),
+         Placement("disc", -10, 40), Placement("ramp", 80, -5), Placement("dot", 3, 2))
+
+
+@pytest.fixture(scope="module")
+def egl_ctx():
+    ctx = create_context()
+    yield ctx
+    ctx.release()
+
+
+def diff(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.abs(a.astype(int) - np.asarray(b).astype(int)).max())
+
+
+def test_exact_placements_match_gl_and_reference(egl_ctx):
+    art = make_art()
+    cpu = CpuCompositor(art)
+    with GLCompositor(art, egl_ctx) as gl:
+        assert diff(cpu.render_rgba(EXACT), gl.render_rgba(EXACT)) <= 1
+        for got, want in zip(cpu.render_yuv(EXACT), gl.render_yuv(EXACT)):
+            assert diff(got, want) <= 1
+    assert diff(cpu.render_rgba(EXACT), composite(art, EXACT).numpy()) <= 1
+
+
+def test_resampled_placements_match_gl(egl_ctx):
+    art = make_art()
+    scaled = [Placement("disc", 10.3, 5.6, scale=1.37), Placement("ramp", 40.5, 30.25, 0.8, 0.6)]
+    cpu = CpuCompositor(art)
+    with GLCompositor(art, egl_ctx) as gl:
+        assert diff(cpu.render_rgba(PLACEMENTS), gl.render_rgba(PLACEMENTS)) <= 2
+        assert diff(cpu.render_rgba(scaled), gl.render_rgba(scaled)) <= 4
+        for got, want in zip(cpu.render_yuv(PLACEMENTS), gl.render_yuv(PLACEMENTS)):
+            assert diff(got, want) <= 2
+
+
+@pytest.mark.parametrize("size", [(96, 64), (98, 66)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_yuv_matches_kernel_and_float64(size):
+    art = make_art(*size)
+    cpu = CpuCompositor(art)
+    rgba = cpu.render_rgba(PLACEMENTS)
+    planes = cpu.render_yuv(PLACEMENTS)
+    kernel = rgb_to_yuv420(torch.from_numpy(rgba[..., :3]).permute(2, 0, 1))
+    for got, k, ref in zip(planes, kernel, bt709_reference(rgba)):
+        assert diff(got, k.numpy()) <= 1
+        assert diff(got, ref) <= 1
+
+
+def test_conversion_of_every_grey_and_primary():
+    levels = np.arange(256, dtype=np.uint8)
+    rgba = np.zeros((2, 256 * 2 * 4, 4), np.uint8)  # every level of grey, R, G and B, 2x2 blocks
+    for k, channels in enumerate(([0, 1, 2], [0], [1], [2])):
+        block = np.repeat(levels, 2)
+        for c in channels:
+            rgba[:, k * 512 : (k + 1) * 512, c] = block
+    rgba[..., 3] = 255
+    for got, ref in zip(yuv.rgba_to_i420(rgba), bt709_reference(rgba)):
+        assert diff(got, ref) <= 1
+
+
+def test_damage_is_what_a_fresh_render_gives():
+    art = make_art()
+    frames = [EXACT, EXACT, EXACT[:3], (Placement("dot", 50, 30), *EXACT[1:]), EXACT, (), EXACT]
+    cpu = CpuCompositor(art)
+    for draw in frames:
+        got = [p.copy() for p in cpu.render_yuv(draw)]
+        want = CpuCompositor(art).render_yuv(draw)
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_identical_frames_write_nothing():
+    cpu = CpuCompositor(make_art())
+    target = cpu.yuv_target(tuple(np.zeros(s, np.uint8) for s in ((64, 96), (32, 48), (32, 48))))
+    assert cpu.draw(EXACT, target) == (0, 0, 96, 64)  # first frame: whole
+    assert cpu.draw(EXACT, target) is None
+    x0, y0, x1, y1 = cpu.draw((*EXACT[:5], Placement("dot", 4, 2)), target)
+    assert (x0, y0, x1, y1) == (2, 2, 6, 4)  # the dot moved one pixel: even-aligned box
+    assert cpu.pixels_drawn == 96 * 64 + 4 * 2
+
+
+def test_unknown_sprite_is_named():
+    with pytest.raises(KeyError, match="ghost"):
+        CpuCompositor(make_art()).render_yuv([Placement("ghost", 0, 0)])
+
+
+def test_odd_size_is_rejected():
+    with pytest.raises(ValueError, match=r"even.*Got 95x64"):
+        CpuCompositor(make_art(95, 64))
+
+
+class RecordingEncoder:
+    """The frame-slot API of VideoEncoder, keeping a copy of every frame encoded."""
+
+    def __init__(self, width: int, height: int, slots: int = 4) -> None:
+        shapes = ((height, width), (height // 2, width // 2), (height // 2, width // 2))
+        # Garbage to start with, as a reused frame may hold: every pixel must be written.
+        self._slots = [tuple(np.full(s, 77, np.uint8) for s in shapes) for _ in range(slots)]
+        self.frames: list[tuple[np.ndarray, ...]] = []
+
+    @property
+    def slots(self) -> int:
+        return len(self._slots)
+
+    def frame_planes(self, slot: int = 0):
+        return self._slots[slot]
+
+    def write_frame(self, slot: int = 0) -> None:
+        self.frames.append(tuple(p.copy() for p in self._slots[slot]))
+
+
+class StubTimeline:
+    def __init__(self, duration: float, shapes: str) -> None:
+        self.duration, self.shapes = duration, shapes
+
+    def sample(self, fps: float, n_frames: int) -> list[str]:
+        return [self.shapes[int(i / fps * 5) % len(self.shapes)] for i in range(n_frames)]
+
+
+@pytest.mark.parametrize("slots", [2, 4])
+def test_two_thread_loop_encodes_the_frames_in_order(toonz, explainer, slots):
+    scene = build_scene(explainer, toonz, StubTimeline(3.0, "XABCDX"), 320, 180, 24)
+    enc = RecordingEncoder(320, 180, slots)
+    seen = []
+    stats = encode_cpu(scene, enc, CpuCompositor(scene.art), progress=seen.append)
+    assert stats.frames == len(enc.frames) == scene.n_frames
+    assert seen[-1] == 1.0
+    reference = CpuCompositor(scene.art)
+    for i, got in enumerate(enc.frames):
+        for a, b in zip(got, reference.render_yuv(scene.frame(i))):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_two_thread_loop_stops_on_a_progress_error(toonz, explainer):
+    scene = build_scene(explainer, toonz, StubTimeline(3.0, "XABCDX"), 320, 180, 24)
+
+    def abort(fraction: float) -> None:
+        if fraction > 0.3:
+            raise RuntimeError("lease lost")
+
+    enc = RecordingEncoder(320, 180)
+    with pytest.raises(RuntimeError, match="lease lost"):
+        encode_cpu(scene, enc, CpuCompositor(scene.art), progress=abort)
+    assert len(enc.frames) < scene.n_frames
+
+
+def test_scene_frames_match_gl(egl_ctx, toonz, explainer):
+    scene = build_scene(explainer, toonz, StubTimeline(2.0, "XDAFX"), 640, 360, 24)
+    cpu = CpuCompositor(scene.art)
+    with GLCompositor(scene.art, egl_ctx) as gl:
+        for i in range(0, scene.n_frames, 7):
+            for got, want in zip(cpu.render_yuv(scene.frame(i)), gl.render_yuv(scene.frame(i))):
+                assert diff(got, want) <= 1
+
+
+def test_backend_choice():
+    assert choose_backend("cpu") == "cpu"
+    assert choose_backend(None, {"TOONZ_RENDER_BACKEND": "gl"}) == "gl"
+    assert choose_backend("auto", {}) in ("gl", "cpu")
+    with pytest.raises(ValueError, match="Got 'vulkan'"):
+        choose_backend(None, {"TOONZ_RENDER_BACKEND": "vulkan"})
