@@ -152,9 +152,9 @@ class NodeDaemon:
         with JobLog(log_path, job, self.config.node_id, lease.fence):
             try:
                 audio = self.transfer.fetch_input(lease, work / "input.audio")
-                result = render(audio, work / "video.mp4", transcript=job.transcript or None,
+                result = render(audio, work / f"video.{job.format}", transcript=job.transcript or None,
                                 template=job.template, character=job.character, quality=job.quality,
-                                title=job.title or None, progress=progress)
+                                format=job.format, title=job.title or None, progress=progress)
                 fps = result.frames / max(result.seconds, 1e-9)
                 log.info("%s rendered in %.1f s (%d frames, %.1f frames/s; stages %s)", job.id,
                          result.seconds, result.frames, fps,
@@ -166,11 +166,12 @@ class NodeDaemon:
                 hb.stop()
                 return self._give_up(job, lease, exc, log_path,
                                      forced=isinstance(exc, JobStopped) and not hb.lost)
-        for path in (result.video, result.timeline, log_path):
+        uploads = (result.video, result.timeline, result.poster, log_path)
+        for path in uploads:
             self.transfer.upload(lease, path)
         hb.stop()
-        outcome = retry(lambda: self.leases.complete(
-            lease, [result.video.name, result.timeline.name, LOG_ARTIFACT]), f"completing {job.id}")
+        outcome = retry(lambda: self.leases.complete(lease, [p.name for p in uploads]),
+                        f"completing {job.id}")
         log.info("%s %s", job.id, outcome)
         return outcome
 

@@ -26,7 +26,8 @@ from scheduler.intake import read_request
 # measures the real figure (issue 7 replaces this with measured node throughput).
 RENDER_S_PER_AUDIO_S = 1.0
 INPUT_ARTIFACT = "input.audio"
-VIDEO_ARTIFACT = "video.mp4"
+CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif", "png": "image/png",
+                 "json": "application/json"}
 LOG_ARTIFACT = "log.txt"  # node/joblog.py writes it; operators read it (admin API)
 PRIVATE_ARTIFACTS = (INPUT_ARTIFACT, LOG_ARTIFACT)
 
@@ -100,12 +101,11 @@ async def download_render(request: web.Request) -> web.StreamResponse:
     if job.state != JobState.SUCCEEDED:
         raise Conflict(f"job {job.id} is {job.state.value}; download once it has succeeded",
                        code="not_ready")
-    name = request.query.get("artifact", VIDEO_ARTIFACT)
+    name = request.query.get("artifact", f"video.{job.format}")
     if name in PRIVATE_ARTIFACTS:
         raise NotFound(f"job {job.id} has no artifact {name!r}", code="artifact_not_found")
     path = request.app[STORE].existing(job.id, name)
-    ctype = {"mp4": "video/mp4", "json": "application/json"}.get(name.rsplit(".", 1)[-1],
-                                                                 "application/octet-stream")
+    ctype = CONTENT_TYPES.get(name.rsplit(".", 1)[-1], "application/octet-stream")
     return web.FileResponse(path, headers={
         "Content-Type": ctype, "Content-Disposition": f'attachment; filename="{job.id}-{name}"'})
 

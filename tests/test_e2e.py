@@ -42,7 +42,7 @@ def test_sdk_render_through_the_farm(farm, speech, tmp_path):
     assert abs(facts.duration_s - audio_s) <= 1 / 30 + 1e-6
     assert result.raw["attempts"] == 1 and result.raw["node"] == "local-node-1"
     assert result.raw["started_at"] <= result.raw["finished_at"]
-    assert set(result.raw["artifacts"]) == {"video.mp4", "timeline.json"}  # not the log
+    assert set(result.raw["artifacts"]) == {"video.mp4", "timeline.json", "poster.png"}  # no log
 
     log = requests.get(f"{farm.scheduler_url}/v1/admin/jobs/{job.job_id}/log",
                        headers={"Authorization": f"Bearer {farm.admin_key}"})
@@ -85,3 +85,16 @@ def test_silence_renders_with_the_mouth_at_rest(farm, tmp_path):
     assert result.state == "succeeded"
     cues = json.loads(client.download(job.job_id, tmp_path / "t.json", artifact="timeline.json").read_text())
     assert {c["value"] for c in cues["mouthCues"]} == {"X"}
+
+
+def test_webm_and_its_poster_through_the_farm(farm, goforward, tmp_path):
+    from PIL import Image
+
+    client = ToonzClient(base_url=farm.scheduler_url, api_key=farm.api_key)
+    job = client.create_animation(audio_path=goforward[0], transcript=goforward[1], quality="preview",
+                                  format="webm")
+    client.wait_for_completion(job.job_id, timeout=120)
+    facts = probe(client.download(job.job_id, tmp_path / "out.webm"))
+    assert (facts.width, facts.height, facts.video_codec, facts.audio_codec) == (640, 360, "vp9", "opus")
+    poster = client.download(job.job_id, tmp_path / "poster.png", artifact="poster.png")
+    assert Image.open(poster).size == (640, 360)
