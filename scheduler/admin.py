@@ -8,12 +8,13 @@ from importlib import resources
 from aiohttp import web
 
 from farm import keys
-from farm.errors import InvalidInput, NotFound
+from farm.errors import NotFound
 from farm.jobs import Job, looks_like_job_id
 from farm.presets import tier as parse_tier
 from scheduler import farmstate, jobctl
 from scheduler.auth import principal
 from scheduler.context import REDIS, STORE
+from scheduler.intake import json_object
 from scheduler.renders import LOG_ARTIFACT
 
 RECENT_JOBS = 50
@@ -49,7 +50,7 @@ async def cancel_job(request: web.Request) -> web.Response:
 async def set_priority(request: web.Request) -> web.Response:
     await principal(request, role="admin")
     job_id = _job_id(request)
-    body = await _json(request)
+    body = await json_object(request)
     prio = await jobctl.reprioritize(request.app, job_id, body.get("priority"))
     return web.json_response({"job_id": job_id, "priority": prio})
 
@@ -77,16 +78,6 @@ def _job_id(request: web.Request) -> str:
     if not looks_like_job_id(job_id):
         raise NotFound(f"no render {job_id!r}", code="job_not_found")
     return job_id
-
-
-async def _json(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise InvalidInput("request body is not valid JSON", code="invalid_json") from None
-    if not isinstance(body, dict):
-        raise InvalidInput("request body must be a JSON object", code="invalid_json")
-    return body
 
 
 async def console(request: web.Request) -> web.StreamResponse:

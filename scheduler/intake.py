@@ -74,12 +74,7 @@ async def read_request(request: web.Request, tmp_dir: Path, limits: Limits) -> t
     if ctype == "multipart/form-data":
         return await _read_multipart(request, tmp_dir, limits)
     if ctype == "application/json":
-        try:
-            body = await request.json()
-        except ValueError:
-            raise InvalidInput("request body is not valid JSON", code="invalid_json") from None
-        if not isinstance(body, dict):
-            raise InvalidInput("request body must be a JSON object", code="invalid_json")
+        body = await json_object(request)
         fields = {k: str(body[k]) if k == "priority" and isinstance(body[k], int) else _text(k, body[k])
                   for k in TEXT_FIELDS if body.get(k) is not None}
         spec = validate_fields(fields, limits)
@@ -96,6 +91,17 @@ async def read_request(request: web.Request, tmp_dir: Path, limits: Limits) -> t
                            code="missing_audio")
     raise InvalidInput(f"unsupported content type {ctype!r}: use multipart/form-data or "
                        "application/json", code="unsupported_media_type")
+
+
+async def json_object(request: web.Request) -> dict:
+    """The request body as a JSON object, or a clear 400."""
+    try:
+        body = await request.json()
+    except ValueError:
+        raise InvalidInput("request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("request body must be a JSON object", code="invalid_json")
+    return body
 
 
 async def _read_multipart(request, tmp_dir, limits) -> tuple[RenderSpec, Path]:

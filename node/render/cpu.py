@@ -29,7 +29,7 @@ import numpy as np
 
 from node.render import yuv
 from node.render.damage import PlaneTarget, Rect, damage, placement_bounds
-from node.render.types import Placement, SceneArt
+from node.render.types import Placement, SceneArt, check_art
 
 
 class _Src:
@@ -100,17 +100,8 @@ class CpuCompositor:
     """
 
     def __init__(self, art: SceneArt) -> None:
-        width, height = art.width, art.height
-        if width <= 0 or height <= 0 or width % 2 or height % 2:
-            raise ValueError(
-                f"Frame width and height must be positive and even for YUV 4:2:0. "
-                f"Got {width}x{height}"
-            )
-        bg = art.background
-        if bg.shape != (height, width, 4) or bg.dtype != np.uint8:
-            raise ValueError(
-                f"Background must be ({height}, {width}, 4) uint8. Got {bg.shape} {bg.dtype}"
-            )
+        check_art(art)
+        width, height, bg = art.width, art.height, art.background
         self.width, self.height = width, height
         self._art = art
         self._bg = np.ascontiguousarray(bg[..., :3].transpose(2, 0, 1), dtype=np.uint16)

@@ -26,7 +26,7 @@ import shaders
 from node.render.atlas import pack
 from node.render.damage import PlaneTarget, Rect, damage, placement_bounds
 from node.render.readback import PboRing, Ticket
-from node.render.types import Placement, SceneArt
+from node.render.types import Placement, SceneArt, check_art
 
 log = logging.getLogger(__name__)
 
@@ -92,17 +92,8 @@ class GLCompositor:
     """
 
     def __init__(self, art: SceneArt, ctx: moderngl.Context | None = None) -> None:
-        width, height = art.width, art.height
-        if width <= 0 or height <= 0 or width % 2 or height % 2:
-            raise ValueError(
-                f"Frame width and height must be positive and even for YUV 4:2:0. "
-                f"Got {width}x{height}"
-            )
-        bg = art.background
-        if bg.shape != (height, width, 4) or bg.dtype != np.uint8:
-            raise ValueError(
-                f"Background must be ({height}, {width}, 4) uint8. Got {bg.shape} {bg.dtype}"
-            )
+        check_art(art)
+        width, height, bg = art.width, art.height, art.background
         self.width, self.height = width, height
         self._closed = False
         self._owns_ctx = ctx is None

@@ -45,3 +45,14 @@ class SceneArt:
 
 
 DrawList = tuple[Placement, ...]
+
+
+def check_art(art: SceneArt) -> None:
+    """Raise ValueError unless `art` can become YUV 4:2:0 frames (even size, RGBA background)."""
+    width, height = art.width, art.height
+    if width <= 0 or height <= 0 or width % 2 or height % 2:
+        raise ValueError(
+            f"Frame width and height must be positive and even for YUV 4:2:0. Got {width}x{height}")
+    bg = art.background
+    if bg.shape != (height, width, 4) or bg.dtype != np.uint8:
+        raise ValueError(f"Background must be ({height}, {width}, 4) uint8. Got {bg.shape} {bg.dtype}")
