@@ -18,6 +18,11 @@ Rhubarb's README gives its sound, plus those coarticulation makes equally right)
 video frame at 24 fps): animators lead sounds by a frame. For scale, the same
 score for a mouth that only opens (B) while the audio is loud and rests (X)
 otherwise. Word timing: median distance between aligned and espeak's word starts.
+
+Rhubarb Lip Sync, the reference: when its binary is present (`bash scripts/get-rhubarb.sh`
+puts Rhubarb 1.13.0 under .tools/rhubarb; or pass --rhubarb PATH), the same quality
+score for its output on the same clips, with and without the dialog file, and its
+real-time factor on the speed clip (its own threads, one per CPU).
 """
 
 from __future__ import annotations
@@ -66,6 +71,7 @@ REFERENCE = {  # espeak-ng IPA (length marks dropped) -> allowed shapes
 }
 SHORT_PAUSE_S = 0.3  # shorter pauses may hold a relaxed mouth (B), as Rhubarb's do
 TOLERANCE_S = 0.042
+RHUBARB = REPO / ".tools" / "rhubarb" / "rhubarb"
 
 
 def allowed(phone: str, length_s: float) -> set[str]:
@@ -196,13 +202,26 @@ def score(timeline, phones: list, duration: float) -> tuple[float, float]:
     return strict / frames, tolerant / frames
 
 
-def quality(espeak: Espeak, work: Path) -> dict:
+def rhubarb(binary: Path, audio: Path, dialog: Path | None, out: Path) -> tuple[object, float]:
+    """Run Rhubarb on `audio`: its timeline and the wall seconds it took."""
+    from farm.timeline import Timeline
+
+    cmd = [str(binary), "-q", "-f", "json", "-o", str(out)] + (["-d", str(dialog)] if dialog else [])
+    t0 = time.perf_counter()
+    subprocess.run(cmd + [str(audio)], check=True)
+    wall = time.perf_counter() - t0
+    return Timeline.from_rhubarb_json(json.loads(out.read_text())), wall
+
+
+def quality(espeak: Espeak, work: Path, rhubarb_bin: Path | None = None) -> dict:
     from farm.audio import decode_audio
     from farm.timeline import MouthCue, Timeline
     from node.lipsync import energy, lipsync
     from node.lipsync.text import normalize_transcript
 
     modes: dict[str, list] = {"with transcript": [], "without": [], "loudness only (B/X)": []}
+    if rhubarb_bin:
+        modes |= {"Rhubarb 1.13, dialog file": [], "Rhubarb 1.13, no dialog": []}
     word_errors, seconds = [], 0.0
     for i, (voice, wpm) in enumerate(VOICES * 2):
         text = " ".join(SENTENCES[(2 * i + k) % len(SENTENCES)] for k in range(2))
@@ -217,11 +236,17 @@ def quality(espeak: Espeak, work: Path) -> dict:
         for mode, tl in (("with transcript", aligned), ("without", lipsync(samples, workers=1)),
                          ("loudness only (B/X)", flap)):
             modes[mode].append((score(tl, phones, duration), duration))
+        if rhubarb_bin:
+            (work / f"q{i}.txt").write_text(text)
+            for mode, dialog in (("Rhubarb 1.13, dialog file", work / f"q{i}.txt"),
+                                 ("Rhubarb 1.13, no dialog", None)):
+                tl, _ = rhubarb(rhubarb_bin, work / f"q{i}.wav", dialog, work / "r.json")
+                modes[mode].append((score(tl, phones, duration), duration))
         if len(aligned.words) == len(normalize_transcript(text)) == len(word_starts):
             word_errors += [abs(w.start - s) for w, s in zip(aligned.words, word_starts)]
     out = {mode: {"strict": sum(s[0] * d for s, d in rows) / seconds,
                   "tolerant": sum(s[1] * d for s, d in rows) / seconds} for mode, rows in modes.items()}
-    out["clips"], out["seconds"] = len(VOICES) * 2, seconds
+    out["clips"], out["seconds"], out["modes"] = len(VOICES) * 2, seconds, list(modes)
     out["word_start_error_ms_median"] = 1000 * statistics.median(word_errors) if word_errors else None
     return out
 
@@ -232,34 +257,77 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=60.0, help="speed clip, at least this long")
     ap.add_argument("--long-seconds", type=float, default=600.0, help="memory clip, at least this long")
     ap.add_argument("--json", type=Path, default=REPO / "bench" / "results" / "lipsync.json")
+    ap.add_argument("--rhubarb", type=Path, default=RHUBARB,
+                    help="Rhubarb binary to compare with (default: %(default)s, if present)")
+    ap.add_argument("--quality-only", action="store_true", help="skip the speed and memory runs")
     args = ap.parse_args()
+    rhubarb_bin = args.rhubarb if args.rhubarb.is_file() else None
     espeak = Espeak()
     load_before = os.getloadavg()[0]  # the machine is shared: say how busy it was
+    speed, memory, seconds, long_seconds = {}, {}, 0.0, 0.0
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         # First: libespeak-ng carries state from one text to the next, so the labelled
         # clips are the same from run to run only as the first texts it speaks.
-        qual = quality(espeak, work)
-        clip, text, seconds = narration(espeak, args.seconds, work / "clip.wav")
-        runs: dict[str, list[dict]] = {"with transcript": [], "without": []}
-        run_cli(clip, text, work / "warm.json")  # first run warms the page cache
-        for _ in range(args.runs):
-            runs["with transcript"].append(run_cli(clip, text, work / "a.json"))
-            runs["without"].append(run_cli(clip, None, work / "b.json"))
-        long_clip, long_text, long_seconds = narration(espeak, args.long_seconds, work / "long.wav")
-        memory = {f"{length:.0f} s": {"with transcript": run_cli(audio, words, work / "c.json", True),
-                                      "without": run_cli(audio, None, work / "d.json", True)}
-                  for audio, words, length in ((clip, text, seconds), (long_clip, long_text, long_seconds))}
+        qual = quality(espeak, work, rhubarb_bin)
+        if not args.quality_only:
+            speed, memory, seconds, long_seconds = measure_speed(espeak, work, args, rhubarb_bin)
+    load = (load_before, os.getloadavg()[0])
+    print(f"\nlip sync, {os.cpu_count()} CPUs (load average {load[0]:.1f} before, {load[1]:.1f} after)")
+    if speed:
+        print_speed(speed, memory, seconds, long_seconds, args.runs)
+    print(f"\nquality on {qual['clips']} labelled clips ({qual['seconds']:.0f} s), share of 10 ms frames "
+          "whose shape the espeak-ng phoneme allows\n")
+    print("| mode | strict | within 42 ms |\n| --- | --- | --- |")
+    for mode in qual["modes"]:
+        print(f"| {mode} | {qual[mode]['strict']:.3f} | {qual[mode]['tolerant']:.3f} |")
+    print(f"\nword starts (with transcript): median error {qual['word_start_error_ms_median']:.0f} ms")
+    result = {"bench": "lipsync", "runs": args.runs, "clip_s": seconds, "long_clip_s": long_seconds,
+              "speed": speed, "memory": memory, "quality": qual, "cpus": os.cpu_count(), "load_average": load,
+              "rhubarb": str(rhubarb_bin) if rhubarb_bin else None,
+              "machine": platform.machine(), "python": platform.python_version(),
+              "when": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.json}")
+
+
+def measure_speed(espeak: Espeak, work: Path, args, rhubarb_bin: Path | None) -> tuple:
+    """Whole-process real-time factors (ours alternating with Rhubarb's when present) and
+    peak memory on the speed clip and the long clip."""
+    clip, text, seconds = narration(espeak, args.seconds, work / "clip.wav")
+    runs: dict[str, list[dict]] = {"with transcript": [], "without": []}
+    rh_runs: dict[str, list[float]] = {"with transcript": [], "without": []}
+    run_cli(clip, text, work / "warm.json")  # first run warms the page cache
+    for _ in range(args.runs):
+        runs["with transcript"].append(run_cli(clip, text, work / "a.json"))
+        runs["without"].append(run_cli(clip, None, work / "b.json"))
+        if rhubarb_bin:  # Rhubarb takes tens of seconds a run: once per round is plenty
+            rh_runs["with transcript"].append(rhubarb(rhubarb_bin, clip, text, work / "r.json")[1])
+            rh_runs["without"].append(rhubarb(rhubarb_bin, clip, None, work / "r.json")[1])
+    long_clip, long_text, long_seconds = narration(espeak, args.long_seconds, work / "long.wav")
+    memory = {f"{length:.0f} s": {"with transcript": run_cli(audio, words, work / "c.json", True),
+                                  "without": run_cli(audio, None, work / "d.json", True)}
+              for audio, words, length in ((clip, text, seconds), (long_clip, long_text, long_seconds))}
     speed = {mode: {"rtf_median": statistics.median(seconds / r["wall_s"] for r in rs),
                     "wall_s": [round(r["wall_s"], 3) for r in rs],
-                    "cpu_s_median": statistics.median(r["cpu_s"] for r in rs)} for mode, rs in runs.items()}
-    load = (load_before, os.getloadavg()[0])
-    print(f"\nlip sync, {os.cpu_count()} CPUs (load average {load[0]:.1f} before, {load[1]:.1f} after); "
-          f"speed clip {seconds:.1f} s, memory clip {long_seconds:.1f} s; median of {args.runs} "
+                    "cpu_s_median": statistics.median(r["cpu_s"] for r in rs),
+                    "rhubarb_rtf_median": (statistics.median(seconds / w for w in rh_runs[mode])
+                                           if rh_runs[mode] else None)}
+             for mode, rs in runs.items()}
+    return speed, memory, seconds, long_seconds
+
+
+def print_speed(speed: dict, memory: dict, seconds: float, long_seconds: float, runs: int) -> None:
+    print(f"speed clip {seconds:.1f} s, memory clip {long_seconds:.1f} s; median of {runs} "
           "whole-process runs\n")
     print("| what | with transcript | without |\n| --- | --- | --- |")
     print(f"| real-time factor, {seconds:.0f} s clip (wall) | {speed['with transcript']['rtf_median']:.1f}x "
           f"| {speed['without']['rtf_median']:.1f}x |")
+    if speed["with transcript"]["rhubarb_rtf_median"]:
+        print(f"| Rhubarb 1.13 real-time factor, same clip | "
+              f"{speed['with transcript']['rhubarb_rtf_median']:.2f}x | "
+              f"{speed['without']['rhubarb_rtf_median']:.2f}x |")
     print(f"| CPU seconds (all processes), {seconds:.0f} s clip | {speed['with transcript']['cpu_s_median']:.2f} "
           f"| {speed['without']['cpu_s_median']:.2f} |")
     print(f"| real-time factor, {long_seconds:.0f} s clip (wall, one run) | "
@@ -270,19 +338,6 @@ def main() -> None:
                           ("tree_peak_mb", "all processes peak PSS, MB")):
             print(f"| {clip_name} clip: {name} | {runs_['with transcript'][key]:.0f} "
                   f"| {runs_['without'][key]:.0f} |")
-    print(f"\nquality on {qual['clips']} labelled clips ({qual['seconds']:.0f} s), share of 10 ms frames "
-          "whose shape the espeak-ng phoneme allows\n")
-    print("| mode | strict | within 42 ms |\n| --- | --- | --- |")
-    for mode in ("with transcript", "without", "loudness only (B/X)"):
-        print(f"| {mode} | {qual[mode]['strict']:.3f} | {qual[mode]['tolerant']:.3f} |")
-    print(f"\nword starts (with transcript): median error {qual['word_start_error_ms_median']:.0f} ms")
-    result = {"bench": "lipsync", "runs": args.runs, "clip_s": seconds, "long_clip_s": long_seconds,
-              "speed": speed, "memory": memory, "quality": qual, "cpus": os.cpu_count(), "load_average": load,
-              "machine": platform.machine(), "python": platform.python_version(),
-              "when": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwrote {args.json}")
 
 
 if __name__ == "__main__":
