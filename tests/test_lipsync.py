@@ -18,7 +18,8 @@ from farm.timeline import SHAPES, Timeline
 from node.lipsync import lipsync, lipsync_file
 from node.lipsync.align import _spread
 from node.lipsync.segment import CHUNK_MAX_FRAMES
-from node.lipsync.shapes import MIN_CUE_FRAMES, phone_shapes
+from node.lipsync.energy import Levels
+from node.lipsync.shapes import MIN_CUE_FRAMES, ShapeRules, build_cues, phone_shapes
 from node.lipsync.sphinx import Span, align_decoder
 from node.lipsync.g2p import letter_to_sound
 from node.lipsync.text import normalize_transcript, number_to_words
@@ -301,8 +302,42 @@ def test_phone_shapes() -> None:
     assert phone_shapes("M", 5, None) == [("A", 5)]
     assert phone_shapes("F", 5, None) == [("G", 5)]
     assert phone_shapes("AA1", 8, None) == [("D", 8)]
-    assert phone_shapes("OW", 10, None) == [("E", 6), ("F", 4)]
+    assert phone_shapes("OW", 10, None, ShapeRules(diphthong_split=0.6)) == [("E", 6), ("F", 4)]
+    assert phone_shapes("OW", 10, None, ShapeRules(diphthong_split=0.5)) == [("E", 5), ("F", 5)]
     assert phone_shapes("HH", 4, "AA") == [("D", 4)]
-    assert phone_shapes("L", 10, None) == [("H", 10)]
+    assert phone_shapes("L", 10, None, ShapeRules(long_l_frames=8)) == [("H", 10)]
+    assert phone_shapes("L", 10, None, ShapeRules(long_l_frames=16)) == [("B", 10)]
     assert phone_shapes("L", 3, None) == [("B", 3)]
     assert phone_shapes("SIL", 20, None) == [("", 20)]
+
+
+def _levels(n: int, quiet: slice | None = None) -> Levels:
+    q = np.zeros(n, bool)
+    if quiet is not None:
+        q[quiet] = True
+    rms = np.where(q, 0.0, 0.1).astype(np.float32)
+    return Levels(rms=rms, ref=0.1, threshold=0.02, quiet=q)
+
+
+def test_rules_lead_and_pause() -> None:
+    # "ma ... ma": M (A) then AA (D), a 20-frame pause, then again.
+    phones = [Span("SIL", 0, 20), Span("M", 20, 30), Span("AA", 30, 60), Span("SIL", 60, 80),
+              Span("M", 80, 90), Span("AA", 90, 120), Span("SIL", 120, 150)]
+    levels = _levels(150, quiet=slice(60, 80))
+    plain = ShapeRules(tween=False)
+
+    def frames(rules: ShapeRules) -> str:
+        cues = build_cues(phones, levels, 1.5, rules)
+        return "".join(next(c.shape for c in cues if c.start <= t / 100 < c.end) for t in range(150))
+
+    base = frames(plain)
+    assert base[20:30] == "A" * 10 and base[30:60] == "D" * 30
+    # Anticipation: every shape starts (and ends) `lead_frames` before its sound.
+    ahead = frames(ShapeRules(tween=False, lead_frames=3))
+    assert ahead[17:27] == "A" * 10 and ahead[27:57] == "D" * 30
+    # A 20-frame pause shuts the mouth when pauses of 15 frames do, and holds it when
+    # only pauses of 30 frames do.
+    assert set(frames(ShapeRules(tween=False, pause_frames=15))[60:80]) == {"X"}
+    assert "X" not in frames(ShapeRules(tween=False, pause_frames=30))[60:80]
+    # In-betweens: the jump from closed (A) to wide open (D) passes through C.
+    assert "AC" in "".join(c.shape for c in build_cues(phones, levels, 1.5, ShapeRules(tween=True)))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from concurrent.futures.process import BrokenProcessPool
 from typing import IO, Any
 
@@ -23,7 +24,7 @@ from farm.timeline import Timeline, WordTiming
 from node.lipsync import energy, pool
 from node.lipsync.decode import decode_chunks
 from node.lipsync.segment import speech_chunks
-from node.lipsync.shapes import build_cues
+from node.lipsync.shapes import RULES, ShapeRules, build_cues
 from node.lipsync.sphinx import FRAME_RATE, RATE, Span
 from node.lipsync.text import latin_share, normalize_transcript
 
@@ -45,7 +46,7 @@ _LENGTH_SLACK_S = 0.05
 def lipsync(samples: np.ndarray, transcript: str | None = None, *, rate: int = RATE,
             recognizer: str = "pocketsphinx", workers: int | None = None,
             max_audio_s: float | None = MAX_AUDIO_S,
-            max_transcript_words: int = MAX_TRANSCRIPT_WORDS) -> Timeline:
+            max_transcript_words: int = MAX_TRANSCRIPT_WORDS, rules: ShapeRules = RULES) -> Timeline:
     """Mouth cues for mono `samples` (float in [-1, 1], or int16 PCM) at `rate` Hz.
 
     `recognizer` "pocketsphinx" aligns the transcript when there is one (English);
@@ -70,6 +71,23 @@ def lipsync(samples: np.ndarray, transcript: str | None = None, *, rate: int = R
         raise InvalidInput(f"the audio lasts {duration:.1f} s; the limit is {max_audio_s:g} s",
                            code="audio_too_long")
     words = transcript_words(transcript, max_transcript_words) if recognizer == "pocketsphinx" else []
+    return timeline_from(analyse(samples, rate, words, workers), rules)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """What the decoder heard: timed phones and words (10 ms frames) and loudness;
+    `levels` is None for silence."""
+
+    duration: float
+    levels: energy.Levels | None
+    phones: list[Span]
+    words: list[Span]
+
+
+def analyse(samples: np.ndarray, rate: int, words: list[str], workers: int | None) -> Analysis:
+    """Decode mono float `samples` (checked by `lipsync`): aligned to `words`, or recognised."""
+    duration = samples.size / rate
     if rate != RATE:
         from farm.audio import resample
 
@@ -77,7 +95,7 @@ def lipsync(samples: np.ndarray, transcript: str | None = None, *, rate: int = R
     n_frames = math.ceil(duration * FRAME_RATE - 1e-9)
     levels = energy.measure(samples, n_frames)
     if levels is None:
-        return Timeline.silent(duration)
+        return Analysis(duration, None, [], [])
     chunks = speech_chunks(levels)
     workers = pool.default_workers() if workers is None else max(1, int(workers))
     executor = pool.executor(workers, sum(b - a for a, b in chunks))
@@ -87,9 +105,16 @@ def lipsync(samples: np.ndarray, transcript: str | None = None, *, rate: int = R
         log.warning("a lip-sync worker process died; decoding in this process instead")
         pool.discard(executor)
         decoded = decode_chunks(samples, chunks, words, levels.quiet, pool.INLINE)
-    cues = build_cues(decoded.phones, levels, duration)
-    timed_words = tuple(_word_timing(w, levels, duration) for w in decoded.words)
-    return Timeline(duration, tuple(cues), timed_words)
+    return Analysis(duration, levels, decoded.phones, decoded.words)
+
+
+def timeline_from(analysis: Analysis, rules: ShapeRules = RULES) -> Timeline:
+    """The mouth cues and word timings for what was heard, under `rules`."""
+    if analysis.levels is None:
+        return Timeline.silent(analysis.duration)
+    cues = build_cues(analysis.phones, analysis.levels, analysis.duration, rules)
+    timed_words = tuple(_word_timing(w, analysis.levels, analysis.duration) for w in analysis.words)
+    return Timeline(analysis.duration, tuple(cues), timed_words)
 
 
 def lipsync_file(path: str | os.PathLike | IO[bytes] | Any, transcript: str | None = None, *,
