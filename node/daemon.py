@@ -166,7 +166,8 @@ class NodeDaemon:
                 hb.stop()
                 return self._give_up(job, lease, exc, log_path,
                                      forced=isinstance(exc, JobStopped) and not hb.lost)
-        uploads = (result.video, result.timeline, result.poster, log_path)
+        uploads = (result.video, result.timeline, result.poster,
+                   *([result.captions] if result.captions else []), log_path)
         for path in uploads:
             self.transfer.upload(lease, path)
         hb.stop()

@@ -29,6 +29,7 @@ class RenderResult:
     video: Path  # its suffix is the format's
     timeline: Path
     poster: Path
+    captions: Path | None  # WebVTT, when the timeline has words
     format: str
     codec: str
     backend: str  # "gl" or "cpu"
@@ -45,8 +46,9 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
            backend: str | None = None) -> RenderResult:
     """Render `audio_path` to `out_path` (suffix set to `format`'s), with a timeline and a poster.
 
-    Writes `<out>.timeline.json` and `<out>.poster.png` beside the video (`timeline.json`
-    and `poster.png` when the video is named `video.*`). `progress(fraction)` is called
+    Writes `<out>.timeline.json`, `<out>.poster.png` and, when words were aligned,
+    `<out>.captions.vtt` beside the video (`timeline.json`, `poster.png` and
+    `captions.vtt` when the video is named `video.*`). `progress(fraction)` is called
     as frames are encoded; it may raise to abort. `backend` ("gl", "cpu" or "auto")
     overrides TOONZ_RENDER_BACKEND.
     """
@@ -72,6 +74,7 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
         stages["lipsync"] = time.perf_counter() - t
     timeline = fit_timeline(timeline, duration)
     timeline_path.write_text(timeline.to_json_text())
+    captions_path = write_captions(timeline, transcript, captions_path_for(video_path))
 
     t = time.perf_counter()
     fps = min(preset.fps, presets.GIF_MAX_FPS) if fmt == "gif" else preset.fps
@@ -83,7 +86,8 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
         stats, codec = _render_video(scene, audio_path, video_path, poster_path, fmt, quality, use,
                                      gl_context, progress)
     stages["render"], stages["encode"] = stats.render_s, stats.encode_s
-    return RenderResult(video=video_path, timeline=timeline_path, poster=poster_path, format=fmt,
+    return RenderResult(video=video_path, timeline=timeline_path, poster=poster_path,
+                        captions=captions_path, format=fmt,
                         codec=codec, backend="cpu" if fmt == "gif" else use, frames=stats.frames,
                         unique_frames=stats.unique, seconds=time.perf_counter() - t0,
                         stage_seconds=stages)
@@ -146,6 +150,22 @@ def output_paths(out_path: Path, fmt: str) -> tuple[Path, Path, Path]:
     if video.stem == "video":
         return video, video.with_name("timeline.json"), video.with_name("poster.png")
     return video, video.with_suffix(".timeline.json"), video.with_suffix(".poster.png")
+
+
+def captions_path_for(video: Path) -> Path:
+    return video.with_name("captions.vtt") if video.stem == "video" else video.with_suffix(".captions.vtt")
+
+
+def write_captions(timeline: Timeline, transcript: str | None, path: Path) -> Path | None:
+    """WebVTT captions of the timeline's words, shown as the transcript writes them;
+    None (and no file) when it has no words."""
+    from farm.captions import caption_cues, display_words, webvtt
+
+    path.unlink(missing_ok=True)  # a re-render must not leave an old render's captions
+    if not timeline.words:
+        return None
+    path.write_text(webvtt(caption_cues(display_words(transcript, timeline.words))))
+    return path
 
 
 def fit_timeline(timeline: Timeline, duration: float) -> Timeline:

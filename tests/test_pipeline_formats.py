@@ -7,6 +7,7 @@ and `toonz render --format`.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 import subprocess
 import sys
@@ -178,3 +179,21 @@ def test_toonz_render_format_webm(goforward, tmp_path):
     assert res.returncode == 0, res.stderr
     assert decoded(tmp_path / "out.webm")[4:] == ("vp9", "opus")
     assert (tmp_path / "out.poster.png").is_file()
+
+
+def test_a_render_with_a_transcript_writes_captions(goforward, tmp_path):
+    audio, transcript = goforward
+    result = render(audio, tmp_path / "video.mp4", transcript=transcript, quality="preview",
+                    backend="cpu")
+    assert result.captions == tmp_path / "captions.vtt"
+    text = result.captions.read_text()
+    assert text.startswith("WEBVTT")
+    # The clip says "Go forward ten meters" (the transcript may write the number).
+    spoken = " ".join(line for line in text.splitlines() if line and "-->" not in line
+                      and not line.isdigit() and line != "WEBVTT")
+    words = re.sub(r"<[^>]+>", "", spoken).split()
+    assert [w.strip(".,").lower() for w in words][:2] == ["go", "forward"]
+    # Without words there are no captions, and no stale file from an earlier render.
+    again = render(audio, tmp_path / "video.mp4", timeline=cues(probe_duration(audio)),
+                   quality="preview", backend="cpu")
+    assert again.captions is None and not (tmp_path / "captions.vtt").exists()
