@@ -13,7 +13,7 @@ import os
 import re
 import tomllib
 import xml.etree.ElementTree as ET
-from dataclasses import MISSING, dataclass, fields, is_dataclass, make_dataclass
+from dataclasses import MISSING, dataclass, field, fields, is_dataclass, make_dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, NoReturn, get_args, get_origin, get_type_hints
 
@@ -183,6 +183,21 @@ class CharacterSpot:
 
 
 @dataclass(frozen=True)
+class Captions:
+    """Burned-in captions: a band of text, the word being spoken highlighted."""
+
+    enabled: bool = True  # a render may override it
+    x: float = 0.5  # centre of the band, fraction of the frame width
+    y: float = 0.9  # centre of the band, fraction of the frame height
+    size: float = 0.045  # text height, fraction of the frame height
+    max_width: float = 0.8  # widest band, fraction of the frame width
+    color: Color = Color(255, 255, 255)
+    highlight_color: Color = Color(255, 210, 63)
+    band_color: Color = Color(31, 42, 68)
+    band_opacity: float = 0.8
+
+
+@dataclass(frozen=True)
 class Template:
     name: str
     display_name: str
@@ -191,6 +206,7 @@ class Template:
     title: Title
     bullets: Bullets
     character: CharacterSpot
+    captions: Captions = field(default_factory=Captions)
 
 
 # --- lookup ------------------------------------------------------------------------
@@ -308,6 +324,9 @@ def _check_template(t: Template, where: str) -> None:
         fail("sizes (title, bullets, panel, character height) must be positive")
     if t.bullets.max_lines < 1:
         fail("bullets.max_lines must be at least 1")
+    cap = t.captions
+    if not (0 < cap.size <= 0.2 and 0 < cap.max_width <= 1 and 0 <= cap.band_opacity <= 1):
+        fail("captions: size must be in (0, 0.2], max_width in (0, 1], band_opacity in [0, 1]")
 
 
 # --- typed TOML reading ----------------------------------------------------------------
@@ -329,7 +348,7 @@ def _build(cls: type, data: Any, where: str, code: str, **extra: Any) -> Any:
             continue
         if f.name in data:
             kwargs[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}", code)
-        elif f.default is MISSING:
+        elif f.default is MISSING and f.default_factory is MISSING:
             raise InvalidInput(f"{where}: missing {f.name}", code=code)
     return cls(**kwargs)
 
@@ -356,6 +375,8 @@ def _convert(tp: Any, value: Any, where: str, code: str) -> Any:
         return tuple(_convert(a, v, f"{where}[{i}]", code)
                      for i, (a, v) in enumerate(zip(args, value)))
     if tp is str and isinstance(value, str):
+        return value
+    if tp is bool and isinstance(value, bool):
         return value
     if isinstance(value, bool):
         raise fail(tp.__name__)

@@ -14,11 +14,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Callable
 
 from farm import presets
 from farm.audio import decode_audio, probe_duration
-from farm.timeline import Timeline
+from farm.captions import caption_cues, display_words, webvtt
+from farm.timeline import Timeline, WordTiming
 
 AUDIO_RATE = 48_000
 LIPSYNC_RATE = 16_000
@@ -43,14 +45,15 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
            timeline: Timeline | None = None, template: str = "explainer", character: str = "toonz",
            quality: str = "standard", format: str = "mp4", title: str | None = None,
            progress: Callable[[float], None] | None = None, gl_context=None,
-           backend: str | None = None) -> RenderResult:
+           backend: str | None = None, captions: bool | None = None) -> RenderResult:
     """Render `audio_path` to `out_path` (suffix set to `format`'s), with a timeline and a poster.
 
     Writes `<out>.timeline.json`, `<out>.poster.png` and, when words were aligned,
     `<out>.captions.vtt` beside the video (`timeline.json`, `poster.png` and
     `captions.vtt` when the video is named `video.*`). `progress(fraction)` is called
     as frames are encoded; it may raise to abort. `backend` ("gl", "cpu" or "auto")
-    overrides TOONZ_RENDER_BACKEND.
+    overrides TOONZ_RENDER_BACKEND. `captions` burns the words in (None: as the
+    template says); there are captions only where the timeline has words.
     """
     from assets.loader import load_character, load_template
     from node.render.backend import choose_backend
@@ -74,11 +77,14 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
         stages["lipsync"] = time.perf_counter() - t
     timeline = fit_timeline(timeline, duration)
     timeline_path.write_text(timeline.to_json_text())
-    captions_path = write_captions(timeline, transcript, captions_path_for(video_path))
+    shown = display_words(transcript, timeline.words)
+    captions_path = write_captions(shown, captions_path_for(video_path))
+    burn = tpl.captions.enabled if captions is None else captions
 
     t = time.perf_counter()
     fps = min(preset.fps, presets.GIF_MAX_FPS) if fmt == "gif" else preset.fps
-    scene = build_scene(tpl, char, timeline, preset.width, preset.height, fps, title=title)
+    scene = build_scene(tpl, char, timeline, preset.width, preset.height, fps, title=title,
+                        captions=shown if burn else None)
     stages["scene"] = time.perf_counter() - t
     if fmt == "gif":
         stats, codec = _render_gif(scene, video_path, poster_path, progress)
@@ -156,15 +162,13 @@ def captions_path_for(video: Path) -> Path:
     return video.with_name("captions.vtt") if video.stem == "video" else video.with_suffix(".captions.vtt")
 
 
-def write_captions(timeline: Timeline, transcript: str | None, path: Path) -> Path | None:
-    """WebVTT captions of the timeline's words, shown as the transcript writes them;
-    None (and no file) when it has no words."""
-    from farm.captions import caption_cues, display_words, webvtt
-
+def write_captions(words: Sequence[WordTiming], path: Path) -> Path | None:
+    """WebVTT captions of `words` (as shown, see farm.captions.display_words); None
+    (and no file) when there are none."""
     path.unlink(missing_ok=True)  # a re-render must not leave an old render's captions
-    if not timeline.words:
+    if not words:
         return None
-    path.write_text(webvtt(caption_cues(display_words(transcript, timeline.words))))
+    path.write_text(webvtt(caption_cues(words)))
     return path
 
 

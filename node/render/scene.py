@@ -18,6 +18,8 @@ from typing import Any
 from assets.background import render_background
 from assets.loader import MOUTH_SHAPES, Character, Idle, Template
 from assets.raster import Layer, rasterize_character
+from farm.timeline import WordTiming
+from node.render.captions import CaptionTrack, build_captions
 from node.render.types import DrawList, Placement, SceneArt
 
 _EPS = 1e-9  # keeps float noise (0.1 * 30 = 3.0000000000000004) from adding a frame
@@ -45,6 +47,7 @@ class Scene:
     _closed: frozenset[int]  # frames with the eyes closed
     _idle: Idle
     _char_height: int
+    _captions: CaptionTrack | None = None
 
     def __repr__(self) -> str:
         return (f"Scene({self.art.width}x{self.art.height}, {self.fps:g} fps, "
@@ -73,6 +76,8 @@ class Scene:
             dx, dy = (head_dx, head_dy) if slot.with_head else (0, 0)
             out.append(Placement(layer.sprite.name, float(ox + dx + layer.x),
                                  float(oy + dy + layer.y)))
+        if self._captions is not None:
+            out.extend(self._captions.placements(i))
         return tuple(out)
 
     def frame_key(self, i: int) -> Hashable:
@@ -95,11 +100,14 @@ class Scene:
 
 def build_scene(template: Template, character: Character, timeline: Any, width: int,
                 height: int, fps: float, *, title: str | None = None,
-                bullets: Sequence[str] | None = None) -> Scene:
+                bullets: Sequence[str] | None = None,
+                captions: Sequence[WordTiming] | None = None) -> Scene:
     """Lay out `character` on `template` at width x height and time it to `timeline`.
 
     `timeline` needs `.duration` (seconds) and `.sample(fps, n_frames)` returning one
     mouth shape letter per frame. `title` and `bullets` replace the template's text.
+    `captions`, timed words as shown (farm.captions.display_words), are burned in
+    with the template's caption style, the word being spoken highlighted.
     """
     if width < 1 or height < 1:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
@@ -119,16 +127,21 @@ def build_scene(template: Template, character: Character, timeline: Any, width: 
     slots = tuple(_Slot(name, name in character.layers.head,
                         None if name in ("eyes", "mouth") else layers[name])
                   for name in character.layers.order)
+    sprites = {layer.sprite.name: layer.sprite for layer in layers.values()}
+    track = None
+    if captions:
+        track = build_captions(captions, template.captions, width, height, fps, n_frames)
+        sprites.update(track.sprites)
     art = SceneArt(width, height,
                    render_background(template, width, height, title=title, bullets=bullets),
-                   {layer.sprite.name: layer.sprite for layer in layers.values()})
+                   sprites)
     return Scene(
         art=art, n_frames=n_frames, fps=float(fps), _origin=origin, _slots=slots,
         _eyes=(layers[character.eyes.open], layers[character.eyes.closed]),
         _mouths={s: layers[character.mouth_group(s)] for s in MOUTH_SHAPES},
         _shapes=shapes,
         _closed=blink_frames(character.idle, n_frames / fps, fps, n_frames),
-        _idle=character.idle, _char_height=raster.height,
+        _idle=character.idle, _char_height=raster.height, _captions=track,
     )
 
 
