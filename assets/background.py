@@ -44,6 +44,10 @@ def render_background(template: Template, width: int, height: int, *,
     for disc in bg.discs:
         _paint(canvas, _circle(disc.x * width, disc.y * height, disc.radius * height),
                disc.color, disc.opacity)
+    for rect in bg.rects:
+        _paint(canvas, _rounded_rect(rect.x * width, rect.y * height, rect.width * width,
+                                     rect.height * height, rect.radius * height),
+               rect.color, rect.opacity)
 
     px, py = panel.x * width, panel.y * height
     pw, ph, pr = panel.width * width, panel.height * height, panel.radius * height

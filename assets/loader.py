@@ -26,6 +26,7 @@ FONTS_DIR = PACKAGE_DIR / "fonts"
 
 MOUTH_SHAPES = "ABCDEFGHX"  # Rhubarb Lip Sync's shapes
 MAX_BULLETS = 3
+ASPECTS = ("16:9", "9:16")
 SVG_NS = "http://www.w3.org/2000/svg"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _HEX = re.compile(r"^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
@@ -130,10 +131,25 @@ class Disc:
 
 
 @dataclass(frozen=True)
+class Rect:
+    """A rounded rectangle, in the frame's fractions (x, width of its width; the rest
+    of its height)."""
+
+    x: float
+    y: float
+    width: float
+    height: float
+    color: Color
+    radius: float = 0.0
+    opacity: float = 1.0
+
+
+@dataclass(frozen=True)
 class Background:
     top: Color
     bottom: Color
     discs: tuple[Disc, ...] = ()
+    rects: tuple[Rect, ...] = ()  # drawn after the discs, before the panel
 
 
 @dataclass(frozen=True)
@@ -183,6 +199,18 @@ class CharacterSpot:
 
 
 @dataclass(frozen=True)
+class LogoSpot:
+    """Where a customer's logo goes: its box, in the frame's fractions (the logo keeps
+    its aspect ratio inside the box, anchored to the box's top-right corner)."""
+
+    x: float = 0.97  # right edge of the box
+    y: float = 0.04  # top of the box
+    width: float = 0.14
+    height: float = 0.10
+    opacity: float = 0.92
+
+
+@dataclass(frozen=True)
 class Captions:
     """Burned-in captions: a band of text, the word being spoken highlighted."""
 
@@ -207,6 +235,9 @@ class Template:
     bullets: Bullets
     character: CharacterSpot
     captions: Captions = field(default_factory=Captions)
+    aspect: str = "16:9"  # or "9:16": the quality preset's frame turned upright
+    foreground: tuple[Rect, ...] = ()  # drawn over the character (a news desk)
+    logo: LogoSpot = field(default_factory=LogoSpot)
 
 
 # --- lookup ------------------------------------------------------------------------
@@ -324,6 +355,8 @@ def _check_template(t: Template, where: str) -> None:
         fail("sizes (title, bullets, panel, character height) must be positive")
     if t.bullets.max_lines < 1:
         fail("bullets.max_lines must be at least 1")
+    if t.aspect not in ASPECTS:
+        fail(f"aspect must be one of {', '.join(ASPECTS)}, got {t.aspect!r}")
     cap = t.captions
     if not (0 < cap.size <= 0.2 and 0 < cap.max_width <= 1 and 0 <= cap.band_opacity <= 1):
         fail("captions: size must be in (0, 0.2], max_width in (0, 1], band_opacity in [0, 1]")

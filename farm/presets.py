@@ -104,6 +104,8 @@ TIER_LIMITS: dict[Tier, TierLimits] = {
 }
 
 TIER_ORDER: tuple[Tier, ...] = (Tier.ENTERPRISE, Tier.PRO, Tier.STARTER, Tier.FREE)
+# Renders of these tiers carry the Toonz Farm watermark (assets/overlay.py).
+WATERMARKED_TIERS = frozenset({Tier.FREE.value})
 
 
 def quality(name: str) -> Quality:

@@ -29,6 +29,7 @@ from farm.config import NodeConfig
 from farm.errors import StaleLease
 from farm.jobs import Job
 from farm.lease import Lease, LeaseClient
+from farm.presets import WATERMARKED_TIERS
 from node.heartbeat import Heartbeat
 from node.joblog import LOG_ARTIFACT, JobLog
 from node.retry import retry
@@ -154,7 +155,8 @@ class NodeDaemon:
                 audio = self.transfer.fetch_input(lease, work / "input.audio")
                 result = render(audio, work / f"video.{job.format}", transcript=job.transcript or None,
                                 template=job.template, character=job.character, quality=job.quality,
-                                format=job.format, title=job.title or None, progress=progress)
+                                format=job.format, title=job.title or None, progress=progress,
+                                watermark=job.tier in WATERMARKED_TIERS)
                 fps = result.frames / max(result.seconds, 1e-9)
                 log.info("%s rendered in %.1f s (%d frames, %.1f frames/s; stages %s)", job.id,
                          result.seconds, result.frames, fps,

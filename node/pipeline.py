@@ -45,7 +45,8 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
            timeline: Timeline | None = None, template: str = "explainer", character: str = "toonz",
            quality: str = "standard", format: str = "mp4", title: str | None = None,
            progress: Callable[[float], None] | None = None, gl_context=None,
-           backend: str | None = None, captions: bool | None = None) -> RenderResult:
+           backend: str | None = None, captions: bool | None = None, watermark: bool = False,
+           logo: Path | None = None) -> RenderResult:
     """Render `audio_path` to `out_path` (suffix set to `format`'s), with a timeline and a poster.
 
     Writes `<out>.timeline.json`, `<out>.poster.png` and, when words were aligned,
@@ -53,7 +54,9 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
     `captions.vtt` when the video is named `video.*`). `progress(fraction)` is called
     as frames are encoded; it may raise to abort. `backend` ("gl", "cpu" or "auto")
     overrides TOONZ_RENDER_BACKEND. `captions` burns the words in (None: as the
-    template says); there are captions only where the timeline has words.
+    template says); there are captions only where the timeline has words. `watermark`
+    marks the video (the free tier); `logo` is an image placed in the template's logo box.
+    A 9:16 template turns the preset's frame upright.
     """
     from assets.loader import load_character, load_template
     from node.render.backend import choose_backend
@@ -83,8 +86,10 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
 
     t = time.perf_counter()
     fps = min(preset.fps, presets.GIF_MAX_FPS) if fmt == "gif" else preset.fps
-    scene = build_scene(tpl, char, timeline, preset.width, preset.height, fps, title=title,
-                        captions=shown if burn else None)
+    width, height = frame_size(preset, tpl)
+    scene = build_scene(tpl, char, timeline, width, height, fps, title=title,
+                        captions=shown if burn else None,
+                        overlays=overlays(tpl, width, height, watermark=watermark, logo=logo))
     stages["scene"] = time.perf_counter() - t
     if fmt == "gif":
         stats, codec = _render_gif(scene, video_path, poster_path, progress)
@@ -156,6 +161,25 @@ def output_paths(out_path: Path, fmt: str) -> tuple[Path, Path, Path]:
     if video.stem == "video":
         return video, video.with_name("timeline.json"), video.with_name("poster.png")
     return video, video.with_suffix(".timeline.json"), video.with_suffix(".poster.png")
+
+
+def frame_size(preset: presets.Quality, template) -> tuple[int, int]:
+    """The preset's frame, upright for a 9:16 template."""
+    if template.aspect == "9:16":
+        return preset.height, preset.width
+    return preset.width, preset.height
+
+
+def overlays(template, width: int, height: int, *, watermark: bool, logo: Path | None) -> list:
+    """What goes over the character: the template's foreground, a logo, the watermark."""
+    from assets import overlay
+
+    out = [o for o in (overlay.foreground(template, width, height),) if o is not None]
+    if logo is not None:
+        out.append(overlay.logo(Path(logo), template, width, height))
+    if watermark:
+        out.append(overlay.watermark(width, height))
+    return out
 
 
 def captions_path_for(video: Path) -> Path:

@@ -42,7 +42,8 @@ def test_sdk_render_through_the_farm(farm, speech, tmp_path):
     assert abs(facts.duration_s - audio_s) <= 1 / 30 + 1e-6
     assert result.raw["attempts"] == 1 and result.raw["node"] == "local-node-1"
     assert result.raw["started_at"] <= result.raw["finished_at"]
-    assert set(result.raw["artifacts"]) == {"video.mp4", "timeline.json", "poster.png"}  # no log
+    # The transcript's words give captions; the job log stays private.
+    assert set(result.raw["artifacts"]) == {"video.mp4", "timeline.json", "poster.png", "captions.vtt"}
 
     log = requests.get(f"{farm.scheduler_url}/v1/admin/jobs/{job.job_id}/log",
                        headers={"Authorization": f"Bearer {farm.admin_key}"})

@@ -17,10 +17,11 @@ from typing import Any
 
 from assets.background import render_background
 from assets.loader import MOUTH_SHAPES, Character, Idle, Template
+from assets.overlay import Overlay
 from assets.raster import Layer, rasterize_character
 from farm.timeline import WordTiming
 from node.render.captions import CaptionTrack, build_captions
-from node.render.types import DrawList, Placement, SceneArt
+from node.render.types import DrawList, Placement, SceneArt, Sprite
 
 _EPS = 1e-9  # keeps float noise (0.1 * 30 = 3.0000000000000004) from adding a frame
 
@@ -48,6 +49,7 @@ class Scene:
     _idle: Idle
     _char_height: int
     _captions: CaptionTrack | None = None
+    _overlays: tuple[Placement, ...] = ()  # over the character, under the captions
 
     def __repr__(self) -> str:
         return (f"Scene({self.art.width}x{self.art.height}, {self.fps:g} fps, "
@@ -76,6 +78,7 @@ class Scene:
             dx, dy = (head_dx, head_dy) if slot.with_head else (0, 0)
             out.append(Placement(layer.sprite.name, float(ox + dx + layer.x),
                                  float(oy + dy + layer.y)))
+        out.extend(self._overlays)
         if self._captions is not None:
             out.extend(self._captions.placements(i))
         return tuple(out)
@@ -101,13 +104,16 @@ class Scene:
 def build_scene(template: Template, character: Character, timeline: Any, width: int,
                 height: int, fps: float, *, title: str | None = None,
                 bullets: Sequence[str] | None = None,
-                captions: Sequence[WordTiming] | None = None) -> Scene:
+                captions: Sequence[WordTiming] | None = None,
+                overlays: Sequence[Overlay] = ()) -> Scene:
     """Lay out `character` on `template` at width x height and time it to `timeline`.
 
     `timeline` needs `.duration` (seconds) and `.sample(fps, n_frames)` returning one
     mouth shape letter per frame. `title` and `bullets` replace the template's text.
     `captions`, timed words as shown (farm.captions.display_words), are burned in
     with the template's caption style, the word being spoken highlighted.
+    `overlays` (assets.overlay: foreground, logo, watermark) are drawn over the
+    character, in order, in every frame.
     """
     if width < 1 or height < 1:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
@@ -129,6 +135,8 @@ def build_scene(template: Template, character: Character, timeline: Any, width: 
                   for name in character.layers.order)
     sprites = {layer.sprite.name: layer.sprite for layer in layers.values()}
     track = None
+    for o in overlays:
+        sprites[f"overlay-{o.name}"] = Sprite(f"overlay-{o.name}", o.rgba)
     if captions:
         track = build_captions(captions, template.captions, width, height, fps, n_frames)
         sprites.update(track.sprites)
@@ -142,6 +150,7 @@ def build_scene(template: Template, character: Character, timeline: Any, width: 
         _shapes=shapes,
         _closed=blink_frames(character.idle, n_frames / fps, fps, n_frames),
         _idle=character.idle, _char_height=raster.height, _captions=track,
+        _overlays=tuple(Placement(f"overlay-{o.name}", float(o.x), float(o.y)) for o in overlays),
     )
 
 
