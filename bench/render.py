@@ -61,10 +61,13 @@ def _scene(timeline_path: str, quality: str):
     from farm.timeline import Timeline
     from node.render.scene import build_scene
 
+    from farm.captions import display_words
+
     q = presets.quality(quality)
-    timeline = Timeline.from_rhubarb_json(json.loads(Path(timeline_path).read_text()))
+    timeline = Timeline.from_dict(json.loads(Path(timeline_path).read_text()))
+    # As the pipeline draws it: the words burned in as captions.
     return build_scene(load_template("explainer"), load_character("toonz"), timeline,
-                       q.width, q.height, q.fps)
+                       q.width, q.height, q.fps, captions=display_words(None, timeline.words))
 
 
 def child(mode: str, audio: str, timeline_path: str, quality: str, out: str,
@@ -95,7 +98,7 @@ def measure(mode: str, audio: str, timeline_path: str, quality: str, out: str) -
     codec, options = choose_codec(presets.encoder_preset("mp4", quality))
     q = presets.quality(quality)
     if mode == "render":
-        timeline = Timeline.from_rhubarb_json(json.loads(Path(timeline_path).read_text()))
+        timeline = Timeline.from_dict(json.loads(Path(timeline_path).read_text()))
         with RssSampler() as rss:
             t0 = time.perf_counter()
             res = render(Path(audio), Path(out), timeline=timeline, quality=quality, format="mp4")
@@ -197,7 +200,7 @@ def clip_and_timeline(tmp: Path, audio: Path, timeline, seconds: float, repeat: 
     clip = tmp / f"clip-{seconds:g}.wav"
     subprocess.run(["sox", str(src), str(clip), "trim", "0", str(seconds)], check=True)
     path = tmp / f"timeline-{seconds:g}.json"
-    path.write_text(fit_timeline(timeline, seconds).to_json_text())
+    path.write_text(json.dumps(fit_timeline(timeline, seconds).to_dict()))  # words too: captions
     return clip, path
 
 

@@ -186,3 +186,35 @@ def test_backend_choice():
     assert choose_backend("auto", {}) in ("gl", "cpu")
     with pytest.raises(ValueError, match="Got 'vulkan'"):
         choose_backend(None, {"TOONZ_RENDER_BACKEND": "vulkan"})
+
+
+def test_far_apart_changes_are_redrawn_as_separate_regions():
+    from node.render.damage import damage_rects
+
+    sizes = {"a": (10, 10), "b": (10, 10)}
+
+    def bounds(p: Placement):
+        w, h = sizes[p.sprite]
+        return (int(p.x), int(p.y), int(p.x) + w, int(p.y) + h)
+
+    old = (Placement("a", 10, 10), Placement("b", 200, 150))
+    far = (Placement("a", 12, 10), Placement("b", 200, 152))
+    assert damage_rects(old, far, bounds, (320, 180)) == [(10, 10, 22, 20), (200, 150, 210, 162)]
+    near = (Placement("a", 12, 10), Placement("b", 14, 14))
+    old_near = (Placement("a", 10, 10), Placement("b", 16, 14))
+    assert damage_rects(old_near, near, bounds, (320, 180)) == [(10, 10, 26, 24)]
+    assert damage_rects(old, old, bounds, (320, 180)) == []
+    assert damage_rects(None, old, bounds, (320, 180)) == [(0, 0, 320, 180)]
+
+
+def test_split_damage_gives_the_same_frames_as_whole_renders(toonz, explainer):
+    from farm.timeline import WordTiming
+
+    words = [WordTiming(0.2 + 0.3 * k, 0.45 + 0.3 * k, w) for k, w in enumerate("one two three four".split())]
+    scene = build_scene(explainer, toonz, StubTimeline(2.0, "XDAFX"), 320, 180, 24, captions=words)
+    damaged = CpuCompositor(scene.art)
+    for i in range(0, scene.n_frames):
+        got = damaged.render_yuv(scene.frame(i))
+        fresh = CpuCompositor(scene.art).render_yuv(scene.frame(i))  # drawn whole
+        for a, b in zip(got, fresh):
+            assert np.array_equal(a, b), i

@@ -28,7 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from node.render import yuv
-from node.render.damage import PlaneTarget, Rect, damage, placement_bounds
+from node.render.damage import PlaneTarget, Rect, damage, damage_rects, placement_bounds, union
 from node.render.types import Placement, SceneArt, check_art
 
 
@@ -140,18 +140,19 @@ class CpuCompositor:
         return self._own.planes
 
     def draw(self, placements: Sequence[Placement], target: Target) -> Rect | None:
-        """Bring `target` up to `placements`; returns the rectangle written, if any."""
+        """Bring `target` up to `placements`; returns the rectangle bounding what was
+        written (the regions that changed, composited apart), if anything was."""
         placements = tuple(placements)
         for p in placements:
             if p.sprite not in self._srcs:
                 raise KeyError(f"Placement names an unknown sprite {p.sprite!r}")
-        rect = self.damage(target.shows, placements)
-        if rect is not None:
+        rects = damage_rects(target.shows, placements, self._bounds, (self.width, self.height))
+        for rect in rects:
             target.write(rect, self._composite(rect, placements))
             x0, y0, x1, y1 = rect
             self.pixels_drawn += (x1 - x0) * (y1 - y0)
         target.shows = placements
-        return rect
+        return union(rects) if rects else None
 
     def render_rgba(self, placements: Sequence[Placement]) -> np.ndarray:
         """One whole frame as a new (H, W, 4) uint8 RGBA array (alpha 255)."""

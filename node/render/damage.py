@@ -32,24 +32,63 @@ def damage(old: Sequence[Placement] | None, new: Sequence[Placement],
     `old` None means the pixels are unknown: the whole frame. Widths and heights
     must be multiples of `align` (x, y), which must be powers of two.
     """
+    rects = damage_rects(old, new, bounds, frame, align)
+    return union(rects) if rects else None
+
+
+def damage_rects(old: Sequence[Placement] | None, new: Sequence[Placement],
+                 bounds: Callable[[Placement], Rect], frame: tuple[int, int],
+                 align: tuple[int, int] = (2, 2)) -> list[Rect]:
+    """`damage` as disjoint aligned rectangles: a mouth and a caption that change in
+    the same frame are two small regions, not the large one spanning both."""
     width, height = frame
     if old is None:
-        return 0, 0, width, height
+        return [(0, 0, width, height)]
     if tuple(old) == tuple(new):
-        return None
+        return []
     if len(old) != len(new):
         changed = [*old, *new]
     else:
         changed = [p for a, b in zip(old, new) if a != b for p in (a, b)]
-    boxes = [bounds(p) for p in changed]
     ax, ay = align
-    x0 = max(0, min(b[0] for b in boxes)) & -ax
-    y0 = max(0, min(b[1] for b in boxes)) & -ay
-    x1 = min(width, -(-max(b[2] for b in boxes) // ax) * ax)
-    y1 = min(height, -(-max(b[3] for b in boxes) // ay) * ay)
-    if x0 >= x1 or y0 >= y1:
-        return None  # everything that changed is off screen
-    return x0, y0, x1, y1
+    rects = []
+    for b in map(bounds, changed):
+        r = (max(0, b[0]) & -ax, max(0, b[1]) & -ay,
+             min(width, -(-b[2] // ax) * ax), min(height, -(-b[3] // ay) * ay))
+        if r[0] < r[2] and r[1] < r[3]:  # off screen changes nothing
+            rects.append(r)
+    return _merge(rects)
+
+
+def union(rects: Sequence[Rect]) -> Rect:
+    return (min(r[0] for r in rects), min(r[1] for r in rects),
+            max(r[2] for r in rects), max(r[3] for r in rects))
+
+
+def _area(r: Rect) -> int:
+    return (r[2] - r[0]) * (r[3] - r[1])
+
+
+def _merge(rects: list[Rect]) -> list[Rect]:
+    """Merge rectangles that overlap, or whose union costs little more than both
+    (each region composited has a fixed cost), until none do; the result is disjoint."""
+    rects = list(rects)
+    merged = True
+    while merged and len(rects) > 1:
+        merged = False
+        for i in range(len(rects)):
+            for j in range(i + 1, len(rects)):
+                a, b = rects[i], rects[j]
+                u = union((a, b))
+                overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+                if overlap or _area(u) <= 1.25 * (_area(a) + _area(b)):
+                    rects[i] = u
+                    del rects[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return rects
 
 
 class PlaneTarget:
