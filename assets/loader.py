@@ -25,6 +25,8 @@ TEMPLATES_DIR = PACKAGE_DIR / "templates"
 FONTS_DIR = PACKAGE_DIR / "fonts"
 
 MOUTH_SHAPES = "ABCDEFGHX"  # Rhubarb Lip Sync's shapes
+NEUTRAL = "neutral"  # the expression every character has, and renders get by default
+EYE_STATES = ("eyes_open", "eyes_closed")  # expression keys for the two eye groups
 MAX_BULLETS = 3
 ASPECTS = ("16:9", "9:16")
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -83,6 +85,36 @@ class Idle:
 
 
 @dataclass(frozen=True)
+class Gestures:
+    """Motion that follows the speech, and the gaze; sizes are fractions of the
+    character's height. Optional in the TOML: these defaults suit a bust."""
+
+    brow_lift: float = 0.008  # the brows rise this much on an emphasised word
+    nod: float = 0.006  # and the head dips this much
+    nod_s: float = 0.3  # down and back up again
+    emphasis_share: float = 0.15  # at most the loudest 15% of words are emphasised
+    emphasis_gap_s: float = 1.5  # and never two within 1.5 s
+    saccade_interval_s: tuple[float, float] = (1.0, 3.0)  # the gaze moves this often
+    saccade_amplitude: tuple[float, float] = (0.003, 0.0015)  # x, y: eyes move this far
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A look or pose: SVG groups that replace the default of some slots.
+
+    Keys are layer slots (not "eyes" or "mouth"), "eyes_open", "eyes_closed", or
+    "mouth_<shape>" for a mouth shape (a happy rest mouth, say).
+    """
+
+    name: str
+    groups: tuple[tuple[str, str], ...] = ()  # (key, SVG group id)
+
+    def group(self, key: str, default: str) -> str:
+        """The group drawn for `key` with this expression."""
+        return dict(self.groups).get(key, default)
+
+
+@dataclass(frozen=True)
 class Character:
     name: str
     display_name: str
@@ -93,6 +125,8 @@ class Character:
     mouths: Mouths  # type: ignore[valid-type]
     rig: Rig
     idle: Idle
+    gestures: Gestures = field(default_factory=Gestures)
+    expressions: tuple[Expression, ...] = ()  # set by the loader from [expressions.*]
     folder: Path = Path()  # set by the loader, not read from the TOML
 
     @property
@@ -107,7 +141,8 @@ class Character:
 
     @property
     def groups(self) -> tuple[str, ...]:
-        """Every SVG group the character uses, in draw order."""
+        """Every SVG group the character uses: the defaults in draw order, then the
+        ones only expressions name."""
         out: list[str] = []
         for slot in self.layers.order:
             if slot == "eyes":
@@ -116,7 +151,27 @@ class Character:
                 out += [self.mouth_group(s) for s in MOUTH_SHAPES]
             else:
                 out.append(slot)
+        for e in self.expressions:
+            out += [g for _, g in e.groups if g not in out]
         return tuple(out)
+
+    @property
+    def expression_names(self) -> tuple[str, ...]:
+        return tuple(e.name for e in self.expressions)
+
+    def expression(self, name: str) -> Expression:
+        """The named expression; InvalidInput (unknown_expression) names the choices."""
+        for e in self.expressions:
+            if e.name == name:
+                return e
+        raise InvalidInput(f"character {self.name!r} has no expression {name!r}; choose one of "
+                           f"{', '.join(self.expression_names)}", code="unknown_expression")
+
+    @property
+    def expression_keys(self) -> tuple[str, ...]:
+        """What an expression may replace: layer slots, the eye groups, the mouths."""
+        slots = tuple(s for s in self.layers.order if s not in ("eyes", "mouth"))
+        return slots + EYE_STATES + tuple(f"mouth_{s}" for s in MOUTH_SHAPES)
 
 
 # --- template ----------------------------------------------------------------------
@@ -264,7 +319,9 @@ def load_character(name: str | os.PathLike[str]) -> Character:
         raise InvalidInput(f"no character.toml in {folder}", code="unknown_character")
     where = f"character {toml_path}"
     data = _read_toml(toml_path, "invalid_character")
-    character = _build(Character, data, where, "invalid_character", folder=folder)
+    expressions = _read_expressions(data.pop("expressions", {}), f"{where}: expressions")
+    character = _build(Character, data, where, "invalid_character", folder=folder,
+                       expressions=expressions)
     _check_character(character, where)
     return character
 
@@ -310,6 +367,23 @@ def _read_toml(path: Path, code: str) -> dict[str, Any]:
         raise InvalidInput(f"{path}: not valid TOML ({e})", code=code) from None
 
 
+def _read_expressions(raw: Any, where: str) -> tuple[Expression, ...]:
+    """[expressions.<name>] tables of key = "group" strings, in file order."""
+    def fail(msg: str) -> NoReturn:
+        raise InvalidInput(f"{where}: {msg}", code="invalid_character")
+
+    if not isinstance(raw, dict):
+        fail("expected tables like [expressions.happy]")
+    out = []
+    for name, table in raw.items():
+        if not _NAME.match(name):
+            fail(f"bad expression name {name!r} (lowercase letters, digits, _ and -)")
+        if not isinstance(table, dict) or not all(isinstance(v, str) for v in table.values()):
+            fail(f"{name}: expected key = \"svg group\" pairs")
+        out.append(Expression(name, tuple(table.items())))
+    return tuple(out)
+
+
 def _check_character(c: Character, where: str) -> None:
     def fail(msg: str) -> NoReturn:
         raise InvalidInput(f"{where}: {msg}", code="invalid_character")
@@ -329,6 +403,22 @@ def _check_character(c: Character, where: str) -> None:
     lo, hi = idle.blink_interval_s
     if not idle.blink_duration_s < lo <= hi or idle.first_blink_s[0] > idle.first_blink_s[1]:
         fail("idle blink ranges must be [low, high] and longer than a blink")
+    g = c.gestures
+    if min(g.brow_lift, g.nod, g.saccade_amplitude[0], g.saccade_amplitude[1]) < 0 \
+            or max(g.brow_lift, g.nod, *g.saccade_amplitude) > 0.05 or g.nod_s <= 0:
+        fail("gestures: lifts, nods and saccades must be in [0, 0.05] of the height, "
+             "nod_s positive")
+    if not (0 < g.emphasis_share <= 1 and g.emphasis_gap_s >= 0
+            and 0 < g.saccade_interval_s[0] <= g.saccade_interval_s[1]):
+        fail("gestures: emphasis_share must be in (0, 1], emphasis_gap_s >= 0, "
+             "saccade_interval_s a range [low, high] above 0")
+    if NEUTRAL not in c.expression_names:
+        fail(f"every character needs an [expressions.{NEUTRAL}] table (it may be empty)")
+    keys = c.expression_keys
+    for e in c.expressions:
+        if stray := [k for k, _ in e.groups if k not in keys]:
+            fail(f"expression {e.name!r} replaces unknown slot(s) {', '.join(stray)}; "
+                 f"it may replace {', '.join(keys)}")
     if Path(c.svg).name != c.svg or c.svg in ("", ".", ".."):
         fail(f"svg must be a file name inside the character's folder, got {c.svg!r}")
     if not c.svg_path.is_file():
@@ -340,6 +430,10 @@ def _check_character(c: Character, where: str) -> None:
     if root.tag != f"{{{SVG_NS}}}svg":
         fail(f"{c.svg_path.name} is not an SVG document")
     present = {g.get("id") for g in root if g.tag == f"{{{SVG_NS}}}g"}
+    for e in c.expressions:
+        if absent := [g for _, g in e.groups if g not in present]:
+            fail(f"expression {e.name!r} names group(s) {', '.join(absent)}, but "
+                 f"{c.svg_path.name} has no top-level <g id> of that name")
     if absent := [g for g in c.groups if g not in present]:
         fail(f"{c.svg_path.name} has no top-level <g id> for layer(s) {', '.join(absent)}")
 

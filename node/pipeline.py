@@ -46,7 +46,7 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
            quality: str = "standard", format: str = "mp4", title: str | None = None,
            progress: Callable[[float], None] | None = None, gl_context=None,
            backend: str | None = None, captions: bool | None = None, watermark: bool = False,
-           logo: Path | None = None) -> RenderResult:
+           logo: Path | None = None, expression: str = "neutral") -> RenderResult:
     """Render `audio_path` to `out_path` (suffix set to `format`'s), with a timeline and a poster.
 
     Writes `<out>.timeline.json`, `<out>.poster.png` and, when words were aligned,
@@ -56,7 +56,8 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
     overrides TOONZ_RENDER_BACKEND. `captions` burns the words in (None: as the
     template says); there are captions only where the timeline has words. `watermark`
     marks the video (the free tier); `logo` is an image placed in the template's logo box.
-    A 9:16 template turns the preset's frame upright.
+    A 9:16 template turns the preset's frame upright. `expression` names one of the
+    character's expressions or poses (InvalidInput unknown_expression otherwise).
     """
     from assets.loader import load_character, load_template
     from node.render.backend import choose_backend
@@ -67,6 +68,7 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
     preset = presets.quality(quality)
     fmt = presets.output_format(format)
     tpl, char = load_template(template), load_character(character)  # fail fast on bad names
+    char.expression(expression)
     use = choose_backend(backend)
     video_path, timeline_path, poster_path = output_paths(Path(out_path), fmt)
     video_path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +90,7 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
     fps = min(preset.fps, presets.GIF_MAX_FPS) if fmt == "gif" else preset.fps
     width, height = frame_size(preset, tpl)
     scene = build_scene(tpl, char, timeline, width, height, fps, title=title,
-                        captions=shown if burn else None,
+                        captions=shown if burn else None, expression=expression,
                         overlays=overlays(tpl, width, height, watermark=watermark, logo=logo))
     stages["scene"] = time.perf_counter() - t
     if fmt == "gif":

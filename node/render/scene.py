@@ -1,10 +1,12 @@
 """Build a render's scene: the art drawn once, and the placements of every frame.
 
-The character stands where the template says; each frame picks the mouth from the
-lip-sync timeline, the eyes from a seeded blink schedule, and moves the layers by a
-gentle breathing bob and a tiny head sway. Offsets are whole pixels, so runs of
-consecutive frames have identical placements (the renderer draws those once), and
-the same inputs always give the same frames.
+The character stands where the template says, in the expression asked for; each
+frame picks the mouth from the lip-sync timeline, the eyes from a seeded blink
+schedule, and moves the layers by a gentle breathing bob, a tiny head sway, glances
+of the eyes (saccades) and, on the stressed words, a brow raise and a nod
+(node/render/gestures.py). Offsets are whole pixels, so runs of consecutive frames
+have identical placements (the renderer draws those once), and the same inputs
+always give the same frames.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from assets.background import render_background
-from assets.loader import MOUTH_SHAPES, Character, Idle, Template
+from assets.loader import MOUTH_SHAPES, NEUTRAL, Character, Idle, Template
 from assets.overlay import Overlay
 from assets.raster import Layer, rasterize_character
 from farm.timeline import WordTiming
 from node.render.captions import CaptionTrack, build_captions
+from node.render.gestures import (Saccades, brow_envelope, emphasis_times, nod_envelope,
+                                  saccades)
 from node.render.types import DrawList, Placement, SceneArt, Sprite
 
 _EPS = 1e-9  # keeps float noise (0.1 * 30 = 3.0000000000000004) from adding a frame
@@ -49,6 +53,11 @@ class Scene:
     _idle: Idle
     _char_height: int
     _captions: CaptionTrack | None = None
+    _saccades: Saccades = Saccades((0,), ((0, 0),))
+    _emphasis: tuple[float, ...] = ()  # seconds: the stressed words' starts
+    _brow_lift: int = 0  # pixels, at the top of a brow raise
+    _nod: int = 0  # pixels, at the bottom of a nod
+    _nod_s: float = 0.3
     _overlays: tuple[Placement, ...] = ()  # over the character, under the captions
 
     def __repr__(self) -> str:
@@ -67,15 +76,21 @@ class Scene:
         phase = 2 * math.pi * t / idle.head_period_s
         head_dx = round(idle.head_amplitude[0] * size * math.sin(phase))
         head_dy = round(idle.head_amplitude[1] * size * math.sin(2 * phase + 1.0))
+        head_dy += round(self._nod * nod_envelope(t, self._emphasis, self._nod_s))
+        brows_dy = -round(self._brow_lift * brow_envelope(t, self._emphasis))
         ox, oy = self._origin[0], self._origin[1] + body_dy
         out = []
         for slot in self._slots:
             layer = slot.layer
+            dx, dy = (head_dx, head_dy) if slot.with_head else (0, 0)
             if slot.name == "eyes":
                 layer = self._eyes[1] if i in self._closed else self._eyes[0]
+                gaze = self._saccades.at(i)
+                dx, dy = dx + gaze[0], dy + gaze[1]
             elif slot.name == "mouth":
                 layer = self._mouths[self._shapes[i]]
-            dx, dy = (head_dx, head_dy) if slot.with_head else (0, 0)
+            elif slot.name == "brows":
+                dy += brows_dy
             out.append(Placement(layer.sprite.name, float(ox + dx + layer.x),
                                  float(oy + dy + layer.y)))
         out.extend(self._overlays)
@@ -105,16 +120,21 @@ def build_scene(template: Template, character: Character, timeline: Any, width: 
                 height: int, fps: float, *, title: str | None = None,
                 bullets: Sequence[str] | None = None,
                 captions: Sequence[WordTiming] | None = None,
+                expression: str = NEUTRAL,
                 overlays: Sequence[Overlay] = ()) -> Scene:
     """Lay out `character` on `template` at width x height and time it to `timeline`.
 
     `timeline` needs `.duration` (seconds) and `.sample(fps, n_frames)` returning one
-    mouth shape letter per frame. `title` and `bullets` replace the template's text.
+    mouth shape letter per frame; its `.cues` (with intensities) and `.words`, where
+    it has them, time the emphasis gestures. `expression` names one of the
+    character's expressions (InvalidInput unknown_expression otherwise).
+    `title` and `bullets` replace the template's text.
     `captions`, timed words as shown (farm.captions.display_words), are burned in
     with the template's caption style, the word being spoken highlighted.
     `overlays` (assets.overlay: foreground, logo, watermark) are drawn over the
     character, in order, in every frame.
     """
+    look = character.expression(expression)
     if width < 1 or height < 1:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
     if not (math.isfinite(fps) and fps > 0):
@@ -131,9 +151,13 @@ def build_scene(template: Template, character: Character, timeline: Any, width: 
               round(spot.bottom * height - raster.height))
     layers = raster.layers
     slots = tuple(_Slot(name, name in character.layers.head,
-                        None if name in ("eyes", "mouth") else layers[name])
+                        None if name in ("eyes", "mouth") else layers[look.group(name, name)])
                   for name in character.layers.order)
-    sprites = {layer.sprite.name: layer.sprite for layer in layers.values()}
+    eyes = (layers[look.group("eyes_open", character.eyes.open)],
+            layers[look.group("eyes_closed", character.eyes.closed)])
+    mouths = {s: layers[look.group(f"mouth_{s}", character.mouth_group(s))] for s in MOUTH_SHAPES}
+    used = [s.layer for s in slots if s.layer is not None] + list(eyes) + list(mouths.values())
+    sprites = {layer.sprite.name: layer.sprite for layer in used}  # this expression's only
     track = None
     for o in overlays:
         sprites[f"overlay-{o.name}"] = Sprite(f"overlay-{o.name}", o.rgba)
@@ -143,13 +167,17 @@ def build_scene(template: Template, character: Character, timeline: Any, width: 
     art = SceneArt(width, height,
                    render_background(template, width, height, title=title, bullets=bullets),
                    sprites)
+    gestures = character.gestures
     return Scene(
         art=art, n_frames=n_frames, fps=float(fps), _origin=origin, _slots=slots,
-        _eyes=(layers[character.eyes.open], layers[character.eyes.closed]),
-        _mouths={s: layers[character.mouth_group(s)] for s in MOUTH_SHAPES},
-        _shapes=shapes,
+        _eyes=eyes, _mouths=mouths, _shapes=shapes,
         _closed=blink_frames(character.idle, n_frames / fps, fps, n_frames),
         _idle=character.idle, _char_height=raster.height, _captions=track,
+        _saccades=saccades(gestures, character.idle.seed, raster.height, n_frames / fps, fps),
+        _emphasis=emphasis_times(getattr(timeline, "cues", ()), getattr(timeline, "words", ()),
+                                 gestures),
+        _brow_lift=round(gestures.brow_lift * raster.height),
+        _nod=round(gestures.nod * raster.height), _nod_s=gestures.nod_s,
         _overlays=tuple(Placement(f"overlay-{o.name}", float(o.x), float(o.y)) for o in overlays),
     )
 
