@@ -179,6 +179,9 @@ def _check_template(t: Template, where: str) -> None:
         fail("bullets.max_lines must be at least 1")
     if t.aspect not in ASPECTS:
         fail(f"aspect must be one of {', '.join(ASPECTS)}, got {t.aspect!r}")
+    second = t.second_character
+    if second is not None and second.default and second.default not in list_characters():
+        fail(f"second_character.default names no shipped character: {second.default!r}")
     cap = t.captions
     if not (0 < cap.size <= 0.2 and 0 < cap.max_width <= 1 and 0 <= cap.band_opacity <= 1):
         fail("captions: size must be in (0, 0.2], max_width in (0, 1], band_opacity in [0, 1]")

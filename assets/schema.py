@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import MISSING, fields, is_dataclass
-from typing import Any, NamedTuple, get_args, get_origin, get_type_hints
+from types import UnionType
+from typing import Any, NamedTuple, Union, get_args, get_origin, get_type_hints
 
 from farm.errors import InvalidInput
 
@@ -59,6 +60,10 @@ def _convert(tp: Any, value: Any, where: str, code: str) -> Any:
     def fail(expected: str) -> InvalidInput:
         return InvalidInput(f"{where}: expected {expected}, got {value!r}", code=code)
 
+    if get_origin(tp) in (Union, UnionType):  # an optional table: X | None
+        present = [a for a in get_args(tp) if a is not type(None)]
+        if len(present) == 1:
+            return _convert(present[0], value, where, code)
     if tp is Color:
         try:
             return parse_color(value)

@@ -87,6 +87,7 @@ class CharacterSpot:
     x: float  # centre of the character's canvas, fraction of the frame width
     bottom: float  # bottom of the canvas, fraction of the frame height
     height: float  # canvas height, fraction of the frame height
+    default: str = ""  # who stands here when a render names no one (a second character)
 
 
 @dataclass(frozen=True)
@@ -129,4 +130,7 @@ class Template:
     aspect: str = "16:9"  # or "9:16": the quality preset's frame turned upright
     foreground: tuple[Rect, ...] = ()  # drawn over the character (a news desk)
     logo: LogoSpot = field(default_factory=LogoSpot)
+    # A second character, for two-person templates (podcast): transcripts with
+    # speaker labels say which of the two speaks when.
+    second_character: CharacterSpot | None = None
 

@@ -20,6 +20,7 @@ from typing import Callable
 from farm import presets
 from farm.audio import decode_audio, probe_duration
 from farm.captions import caption_cues, display_words, webvtt
+from farm.speakers import parse_turns, split_timeline, spoken_text
 from farm.timeline import Timeline, WordTiming
 
 AUDIO_RATE = 48_000
@@ -46,7 +47,8 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
            quality: str = "standard", format: str = "mp4", title: str | None = None,
            progress: Callable[[float], None] | None = None, gl_context=None,
            backend: str | None = None, captions: bool | None = None, watermark: bool = False,
-           logo: Path | None = None, expression: str = "neutral") -> RenderResult:
+           logo: Path | None = None, expression: str = "neutral",
+           second_character: str | None = None) -> RenderResult:
     """Render `audio_path` to `out_path` (suffix set to `format`'s), with a timeline and a poster.
 
     Writes `<out>.timeline.json`, `<out>.poster.png` and, when words were aligned,
@@ -58,10 +60,13 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
     marks the video (the free tier); `logo` is an image placed in the template's logo box.
     A 9:16 template turns the preset's frame upright. `expression` names one of the
     character's expressions or poses (InvalidInput unknown_expression otherwise).
+    A two-person template seats `second_character` (default: the template's) beside
+    `character`; a transcript with speaker labels ("NAME: ...") says who speaks when,
+    the first name heard being `character`.
     """
     from assets.loader import load_character, load_template
     from node.render.backend import choose_backend
-    from node.render.scene import build_scene
+    from node.render.scene import CastMember, build_cast
 
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
@@ -69,6 +74,11 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
     fmt = presets.output_format(format)
     tpl, char = load_template(template), load_character(character)  # fail fast on bad names
     char.expression(expression)
+    partner = None
+    if tpl.second_character is not None:
+        partner = load_character(second_character or tpl.second_character.default or character)
+    turns = parse_turns(transcript) if partner is not None and transcript else None
+    spoken = spoken_text(turns) if turns else transcript
     use = choose_backend(backend)
     video_path, timeline_path, poster_path = output_paths(Path(out_path), fmt)
     video_path.parent.mkdir(parents=True, exist_ok=True)
@@ -78,20 +88,26 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
     if timeline is None:
         from node.lipsync import lipsync
         t = time.perf_counter()
-        timeline = lipsync(decode_audio(audio_path, LIPSYNC_RATE), transcript)
+        timeline = lipsync(decode_audio(audio_path, LIPSYNC_RATE), spoken)
         stages["lipsync"] = time.perf_counter() - t
     timeline = fit_timeline(timeline, duration)
     timeline_path.write_text(timeline.to_json_text())
-    shown = display_words(transcript, timeline.words)
+    shown = display_words(spoken, timeline.words)
     captions_path = write_captions(shown, captions_path_for(video_path))
     burn = tpl.captions.enabled if captions is None else captions
 
     t = time.perf_counter()
     fps = min(preset.fps, presets.GIF_MAX_FPS) if fmt == "gif" else preset.fps
     width, height = frame_size(preset, tpl)
-    scene = build_scene(tpl, char, timeline, width, height, fps, title=title,
-                        captions=shown if burn else None, expression=expression,
-                        overlays=overlays(tpl, width, height, watermark=watermark, logo=logo))
+    cast = [CastMember(char, tpl.character, timeline, expression)]
+    if partner is not None:
+        parts = split_timeline(timeline, turns) if turns else [timeline]
+        cast = [CastMember(char, tpl.character, parts[0], expression),
+                CastMember(partner, tpl.second_character,
+                           parts[1] if len(parts) > 1 else Timeline.silent(timeline.duration))]
+    scene = build_cast(tpl, cast, width, height, fps, title=title,
+                       captions=shown if burn else None,
+                       overlays=overlays(tpl, width, height, watermark=watermark, logo=logo))
     stages["scene"] = time.perf_counter() - t
     if fmt == "gif":
         stats, codec = _render_gif(scene, video_path, poster_path, progress)

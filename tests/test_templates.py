@@ -16,11 +16,11 @@ from farm.errors import InvalidInput
 from node.pipeline import frame_size, overlays, render
 from node.render.cpu import CpuCompositor
 from node.render.gl import GLCompositor, create_context
-from node.render.scene import build_scene
+from node.render.scene import CastMember, build_cast
 from farm import presets
 from tests.test_render_cpu import StubTimeline
 
-SHIPPED = ("explainer", "newsdesk", "vertical")
+SHIPPED = ("explainer", "newsdesk", "vertical", "podcast")
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +41,11 @@ def logo_png(tmp_path) -> Path:
 
 def _scene(name: str, width: int, height: int, **kw):
     t = load_template(name)
-    return build_scene(t, load_character("toonz"), StubTimeline(2.0, "XDAFX"), width, height, 24,
-                       overlays=overlays(t, width, height, **kw))
+    cast = [CastMember(load_character("toonz"), t.character, StubTimeline(2.0, "XDAFX"))]
+    if t.second_character is not None:
+        cast.append(CastMember(load_character(t.second_character.default), t.second_character,
+                               StubTimeline(2.0, "XXBEX")))
+    return build_cast(t, cast, width, height, 24, overlays=overlays(t, width, height, **kw))
 
 
 def test_every_shipped_template_loads():

@@ -19,6 +19,7 @@ from typing import Any
 
 from assets.background import render_background
 from assets.loader import MOUTH_SHAPES, NEUTRAL, Character, Idle, Template
+from assets.template import CharacterSpot
 from assets.overlay import Overlay
 from assets.raster import Layer, rasterize_character
 from farm.timeline import WordTiming
@@ -38,61 +39,87 @@ class _Slot:
 
 
 @dataclass(frozen=True, eq=False)
-class Scene:
-    """What a compositor draws: `art` once, then `frame(i)` for i in range(n_frames)."""
+class Actor:
+    """One character on stage: its layers and where they go in each frame."""
 
-    art: SceneArt
-    n_frames: int
-    fps: float
-    _origin: tuple[int, int]
-    _slots: tuple[_Slot, ...]
-    _eyes: tuple[Layer, Layer]  # open, closed
-    _mouths: dict[str, Layer]
-    _shapes: str  # one Rhubarb letter per frame
-    _closed: frozenset[int]  # frames with the eyes closed
-    _idle: Idle
-    _char_height: int
-    _captions: CaptionTrack | None = None
-    _saccades: Saccades = Saccades((0,), ((0, 0),))
-    _emphasis: tuple[float, ...] = ()  # seconds: the stressed words' starts
-    _brow_lift: int = 0  # pixels, at the top of a brow raise
-    _nod: int = 0  # pixels, at the bottom of a nod
-    _nod_s: float = 0.3
-    _overlays: tuple[Placement, ...] = ()  # over the character, under the captions
+    origin: tuple[int, int]
+    slots: tuple[_Slot, ...]
+    eyes: tuple[Layer, Layer]  # open, closed
+    mouths: dict[str, Layer]
+    shapes: str  # one Rhubarb letter per frame
+    closed: frozenset[int]  # frames with the eyes closed
+    idle: Idle
+    char_height: int
+    saccades: Saccades = Saccades((0,), ((0, 0),))
+    emphasis: tuple[float, ...] = ()  # seconds: the stressed words' starts
+    brow_lift: int = 0  # pixels, at the top of a brow raise
+    nod: int = 0  # pixels, at the bottom of a nod
+    nod_s: float = 0.3
 
-    def __repr__(self) -> str:
-        return (f"Scene({self.art.width}x{self.art.height}, {self.fps:g} fps, "
-                f"{self.n_frames} frames, {len(self.art.sprites)} sprites)")
-
-    def frame(self, i: int) -> DrawList:
-        """The placements of frame `i`, back to front."""
-        if not 0 <= i < self.n_frames:
-            raise IndexError(f"frame {i} out of range 0..{self.n_frames - 1}")
-        t = i / self.fps
-        idle, size = self._idle, self._char_height
+    def placements(self, i: int, t: float) -> list[Placement]:
+        """Frame `i` (at `t` seconds) of this character, back to front."""
+        idle, size = self.idle, self.char_height
         # Breathing lifts the whole character; the head adds a slow figure-of-eight.
         body_dy = -round(idle.breath_amplitude * size
                          * math.sin(2 * math.pi * t / idle.breath_period_s))
         phase = 2 * math.pi * t / idle.head_period_s
         head_dx = round(idle.head_amplitude[0] * size * math.sin(phase))
         head_dy = round(idle.head_amplitude[1] * size * math.sin(2 * phase + 1.0))
-        head_dy += round(self._nod * nod_envelope(t, self._emphasis, self._nod_s))
-        brows_dy = -round(self._brow_lift * brow_envelope(t, self._emphasis))
-        ox, oy = self._origin[0], self._origin[1] + body_dy
+        head_dy += round(self.nod * nod_envelope(t, self.emphasis, self.nod_s))
+        brows_dy = -round(self.brow_lift * brow_envelope(t, self.emphasis))
+        ox, oy = self.origin[0], self.origin[1] + body_dy
         out = []
-        for slot in self._slots:
+        for slot in self.slots:
             layer = slot.layer
             dx, dy = (head_dx, head_dy) if slot.with_head else (0, 0)
             if slot.name == "eyes":
-                layer = self._eyes[1] if i in self._closed else self._eyes[0]
-                gaze = self._saccades.at(i)
+                layer = self.eyes[1] if i in self.closed else self.eyes[0]
+                gaze = self.saccades.at(i)
                 dx, dy = dx + gaze[0], dy + gaze[1]
             elif slot.name == "mouth":
-                layer = self._mouths[self._shapes[i]]
+                layer = self.mouths[self.shapes[i]]
             elif slot.name == "brows":
                 dy += brows_dy
             out.append(Placement(layer.sprite.name, float(ox + dx + layer.x),
                                  float(oy + dy + layer.y)))
+        return out
+
+
+@dataclass(frozen=True)
+class CastMember:
+    """Who stands where, saying what: a character, its spot on the template, the
+    timeline its mouth follows, and its expression."""
+
+    character: Character
+    spot: CharacterSpot
+    timeline: Any
+    expression: str = NEUTRAL
+
+
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """What a compositor draws: `art` once, then `frame(i)` for i in range(n_frames)."""
+
+    art: SceneArt
+    n_frames: int
+    fps: float
+    actors: tuple[Actor, ...]
+    _captions: CaptionTrack | None = None
+    _overlays: tuple[Placement, ...] = ()  # over the characters, under the captions
+
+    def __repr__(self) -> str:
+        return (f"Scene({self.art.width}x{self.art.height}, {self.fps:g} fps, "
+                f"{self.n_frames} frames, {len(self.actors)} characters, "
+                f"{len(self.art.sprites)} sprites)")
+
+    def frame(self, i: int) -> DrawList:
+        """The placements of frame `i`, back to front."""
+        if not 0 <= i < self.n_frames:
+            raise IndexError(f"frame {i} out of range 0..{self.n_frames - 1}")
+        t = i / self.fps
+        out = []
+        for actor in self.actors:
+            out.extend(actor.placements(i, t))
         out.extend(self._overlays)
         if self._captions is not None:
             out.extend(self._captions.placements(i))
@@ -103,17 +130,17 @@ class Scene:
         return self.frame(i)
 
     def poster_frame(self) -> int:
-        """The frame a render's poster shows: from a third of the way in, the first with
-        the mouth open and the eyes open (a still of someone talking), else that third."""
+        """The frame a render's poster shows: from a third of the way in, the first where
+        someone talks with open eyes (a still of someone talking), else that third."""
         start = self.n_frames // 3
         for i in range(start, self.n_frames):
-            if self._shapes[i] not in "AX" and i not in self._closed:
+            if any(a.shapes[i] not in "AX" and i not in a.closed for a in self.actors):
                 return i
         return start
 
-    def mouth_shape(self, i: int) -> str:
-        """The Rhubarb mouth shape shown in frame `i`."""
-        return self._shapes[i]
+    def mouth_shape(self, i: int, actor: int = 0) -> str:
+        """The Rhubarb mouth shape the `actor`-th character shows in frame `i`."""
+        return self.actors[actor].shapes[i]
 
 
 def build_scene(template: Template, character: Character, timeline: Any, width: int,
@@ -134,22 +161,65 @@ def build_scene(template: Template, character: Character, timeline: Any, width: 
     `overlays` (assets.overlay: foreground, logo, watermark) are drawn over the
     character, in order, in every frame.
     """
-    look = character.expression(expression)
+    return build_cast(template, [CastMember(character, template.character, timeline, expression)],
+                      width, height, fps, title=title, bullets=bullets, captions=captions,
+                      overlays=overlays)
+
+
+def build_cast(template: Template, cast: Sequence[CastMember], width: int, height: int,
+               fps: float, *, title: str | None = None, bullets: Sequence[str] | None = None,
+               captions: Sequence[WordTiming] | None = None,
+               overlays: Sequence[Overlay] = ()) -> Scene:
+    """`build_scene` for several characters, drawn in `cast` order (back to front).
+    Every member's timeline lasts as long as the first's."""
+    if not cast:
+        raise ValueError("a scene needs at least one character")
+    for member in cast:
+        member.character.expression(member.expression)  # unknown_expression, before any work
     if width < 1 or height < 1:
         raise ValueError(f"frame size must be positive, got {width}x{height}")
     if not (math.isfinite(fps) and fps > 0):
         raise ValueError(f"fps must be a positive number, got {fps!r}")
-    n_frames = max(1, math.ceil(float(timeline.duration) * fps - _EPS))
+    n_frames = max(1, math.ceil(float(cast[0].timeline.duration) * fps - _EPS))
+    sprites: dict[str, Sprite] = {}
+    actors = []
+    for k, member in enumerate(cast):
+        # A second Toonz at another size is other pixels under the same layer names.
+        prefix = "" if k == 0 else f"cast{k}:"
+        actor, used = _actor(member, width, height, fps, n_frames, prefix)
+        actors.append(actor)
+        sprites.update(used)
+    for o in overlays:
+        sprites[f"overlay-{o.name}"] = Sprite(f"overlay-{o.name}", o.rgba)
+    track = None
+    if captions:
+        track = build_captions(captions, template.captions, width, height, fps, n_frames)
+        sprites.update(track.sprites)
+    art = SceneArt(width, height,
+                   render_background(template, width, height, title=title, bullets=bullets),
+                   sprites)
+    return Scene(art=art, n_frames=n_frames, fps=float(fps), actors=tuple(actors),
+                 _captions=track,
+                 _overlays=tuple(Placement(f"overlay-{o.name}", float(o.x), float(o.y))
+                                 for o in overlays))
+
+
+def _actor(member: CastMember, width: int, height: int, fps: float, n_frames: int,
+           prefix: str) -> tuple[Actor, dict[str, Sprite]]:
+    """One cast member laid out, and the sprites of its expression."""
+    character, spot, timeline = member.character, member.spot, member.timeline
+    look = character.expression(member.expression)
     shapes = "".join(timeline.sample(fps, n_frames))
     if len(shapes) != n_frames or not set(shapes) <= set(MOUTH_SHAPES):
         raise ValueError(f"timeline.sample gave {len(shapes)} shapes from "
                          f"{sorted(set(shapes))!r}; expected {n_frames} of {MOUTH_SHAPES}")
-
-    spot = template.character
     raster = rasterize_character(character, max(1, round(spot.height * height)))
     origin = (round(spot.x * width - raster.width / 2),
               round(spot.bottom * height - raster.height))
     layers = raster.layers
+    if prefix:
+        layers = {name: Layer(Sprite(prefix + layer.sprite.name, layer.sprite.rgba), layer.x, layer.y)
+                  for name, layer in layers.items()}
     slots = tuple(_Slot(name, name in character.layers.head,
                         None if name in ("eyes", "mouth") else layers[look.group(name, name)])
                   for name in character.layers.order)
@@ -157,29 +227,17 @@ def build_scene(template: Template, character: Character, timeline: Any, width: 
             layers[look.group("eyes_closed", character.eyes.closed)])
     mouths = {s: layers[look.group(f"mouth_{s}", character.mouth_group(s))] for s in MOUTH_SHAPES}
     used = [s.layer for s in slots if s.layer is not None] + list(eyes) + list(mouths.values())
-    sprites = {layer.sprite.name: layer.sprite for layer in used}  # this expression's only
-    track = None
-    for o in overlays:
-        sprites[f"overlay-{o.name}"] = Sprite(f"overlay-{o.name}", o.rgba)
-    if captions:
-        track = build_captions(captions, template.captions, width, height, fps, n_frames)
-        sprites.update(track.sprites)
-    art = SceneArt(width, height,
-                   render_background(template, width, height, title=title, bullets=bullets),
-                   sprites)
     gestures = character.gestures
-    return Scene(
-        art=art, n_frames=n_frames, fps=float(fps), _origin=origin, _slots=slots,
-        _eyes=eyes, _mouths=mouths, _shapes=shapes,
-        _closed=blink_frames(character.idle, n_frames / fps, fps, n_frames),
-        _idle=character.idle, _char_height=raster.height, _captions=track,
-        _saccades=saccades(gestures, character.idle.seed, raster.height, n_frames / fps, fps),
-        _emphasis=emphasis_times(getattr(timeline, "cues", ()), getattr(timeline, "words", ()),
-                                 gestures),
-        _brow_lift=round(gestures.brow_lift * raster.height),
-        _nod=round(gestures.nod * raster.height), _nod_s=gestures.nod_s,
-        _overlays=tuple(Placement(f"overlay-{o.name}", float(o.x), float(o.y)) for o in overlays),
-    )
+    actor = Actor(
+        origin=origin, slots=slots, eyes=eyes, mouths=mouths, shapes=shapes,
+        closed=blink_frames(character.idle, n_frames / fps, fps, n_frames),
+        idle=character.idle, char_height=raster.height,
+        saccades=saccades(gestures, character.idle.seed, raster.height, n_frames / fps, fps),
+        emphasis=emphasis_times(getattr(timeline, "cues", ()), getattr(timeline, "words", ()),
+                                gestures),
+        brow_lift=round(gestures.brow_lift * raster.height),
+        nod=round(gestures.nod * raster.height), nod_s=gestures.nod_s)
+    return actor, {layer.sprite.name: layer.sprite for layer in used}  # this expression's only
 
 
 def blink_frames(idle: Idle, duration_s: float, fps: float, n_frames: int) -> frozenset[int]:
