@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from farm.errors import InvalidInput
+from farm.presets import RateLimit
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,22 @@ class Limits:
     max_transcript_chars: int = 20_000
     url_fetch_timeout_s: float = 20.0
     allow_private_urls: bool = False  # audio_url to loopback/private hosts (tests, dev)
+    # Hosts (exact names) and IPs/CIDRs that outbound URLs (audio_url, webhooks) may reach
+    # even though they are private: scheduler/urlcheck.py.
+    url_allowlist: tuple[str, ...] = ()
+    # Rate limits (farm.presets.RATE_LIMITS) are multiplied by this; 0 turns them off (dev).
+    rate_limit_scale: float = 1.0
+    # One bucket size for every tier instead of the table (tests, local experiments).
+    rate_limit: RateLimit | None = None
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    """Webhook delivery (scheduler/dispatch.py); retries wait farm.webhooks.BACKOFF_FACTORS x base."""
+
+    timeout_s: float = 10.0       # one delivery attempt, connect to last byte
+    backoff_base_s: float = 5.0   # the first retry's wait
+    poll_s: float = 1.0           # how often due retries are looked for
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,7 @@ class SchedulerConfig:
     data_dir: Path = Path(".toonz")
     limits: Limits = field(default_factory=Limits)
     lease: LeaseSettings = field(default_factory=LeaseSettings)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "SchedulerConfig":
@@ -56,8 +74,12 @@ class SchedulerConfig:
                 url_fetch_timeout_s=_float(environ, "TOONZ_URL_FETCH_TIMEOUT_S",
                                            Limits.url_fetch_timeout_s),
                 allow_private_urls=_bool(environ, "TOONZ_ALLOW_PRIVATE_URLS", False),
+                url_allowlist=tuple(h.strip() for h in environ.get("TOONZ_URL_ALLOWLIST", "").split(",")
+                                    if h.strip()),
+                rate_limit_scale=_float(environ, "TOONZ_RATE_LIMIT_SCALE", Limits.rate_limit_scale),
             ),
             lease=_lease(environ),
+            webhooks=_webhooks(environ),
         )
         return _override(base, overrides)
 
@@ -99,6 +121,18 @@ def _lease(environ: Mapping[str, str]) -> LeaseSettings:
         raise InvalidInput("lease TTL, max attempts and reap interval must be positive",
                            code="invalid_config")
     return ls
+
+
+def _webhooks(environ: Mapping[str, str]) -> WebhookSettings:
+    ws = WebhookSettings(
+        timeout_s=_float(environ, "TOONZ_WEBHOOK_TIMEOUT_S", WebhookSettings.timeout_s),
+        backoff_base_s=_float(environ, "TOONZ_WEBHOOK_BACKOFF_BASE_S", WebhookSettings.backoff_base_s),
+        poll_s=_float(environ, "TOONZ_WEBHOOK_POLL_S", WebhookSettings.poll_s),
+    )
+    if ws.timeout_s <= 0 or ws.backoff_base_s <= 0 or ws.poll_s <= 0:
+        raise InvalidInput("webhook timeout, backoff base and poll interval must be positive",
+                           code="invalid_config")
+    return ws
 
 
 def _override(base: Any, overrides: Mapping[str, Any]) -> Any:

@@ -75,16 +75,28 @@ class ServiceUnavailable(ToonzError):
     status = 503
 
 
+class RateLimited(ToonzError):
+    """Too many requests: `retry_after_s` (whole seconds) says when one token is back."""
+
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, message: str, code: str | None = None, retry_after_s: int = 1) -> None:
+        super().__init__(message, code)
+        self.retry_after_s = retry_after_s
+        self.headers = {"Retry-After": str(retry_after_s)}
+
+
 
 
 def error_for(status: int, code: str, message: str) -> ToonzError:
     """Rebuild a typed error from an HTTP error body (used by the SDK)."""
     for cls in (InvalidInput, Unauthorized, Forbidden, NotFound, Conflict,
-                PayloadTooLarge, QuotaExceeded, StaleLease, ServiceUnavailable):
+                PayloadTooLarge, QuotaExceeded, StaleLease, ServiceUnavailable, RateLimited):
         if cls.code == code:
             return cls(message)
     for cls in (InvalidInput, Unauthorized, Forbidden, NotFound, Conflict,
-                PayloadTooLarge, QuotaExceeded, ServiceUnavailable):
+                PayloadTooLarge, QuotaExceeded, ServiceUnavailable, RateLimited):
         if cls.status == status:
             return cls(message, code=code)
     err = ToonzError(message, code=code)

@@ -29,6 +29,26 @@ JOBS_SUFFIX = ":jobs"                 # zset  toonz:tenant:{id}:jobs -> job id b
 ACTIVE_SUFFIX = ":active"             # set   toonz:tenant:{id}:active -> non-terminal job ids
 API_KEY_PREFIX = PREFIX + "apikey:"   # hash  toonz:apikey:{sha256 hex} -> tenant, role, created_at
 USAGE_PREFIX = PREFIX + "usage:"      # hash  toonz:usage:{tenant}:{YYYY-MM} -> renders, seconds, cost_cents
+AUDIT = PREFIX + "audit"              # list  admin actions, newest first, JSON each (scheduler/audit.py); capped
+SESSION_PREFIX = PREFIX + "session:"  # str   toonz:session:{sha256 hex} -> console session (JSON), expiring
+THROUGHPUT = PREFIX + "throughput"    # list  [ts, frames/s, frames] JSON samples, oldest first; capped
+THROUGHPUT_SEEN = PREFIX + "throughput:seen"  # hash node id -> its frames counter at the last sample
+# Fields of a node's hash (toonz:node:{id}) that the scheduler and the node both use:
+NODE_DRAIN_FIELD = "drain"            # set (to the request time) while an operator drains the node
+NODE_FRAMES_FIELD = "frames_rendered" # frames the node rendered since it first started; only grows
+# API key records (API_KEY_PREFIX) also hold their public `id` and a `hint` (last 4 chars).
+KEY_IDS = PREFIX + "keyids"           # hash  public key id -> tenant id (revoke by id)
+TENANT_KEYS_SUFFIX = ":keys"          # hash  toonz:tenant:{id}:keys -> public key id -> sha256 digest
+RATE_PREFIX = PREFIX + "rate:"        # hash  toonz:rate:{key|tenant}:{id} -> tokens, ms (farm/lua/ratelimit.lua)
+IDEMPOTENCY_PREFIX = PREFIX + "idem:"  # str  toonz:idem:{tenant}:{sha256 of key} -> JSON (scheduler/idempotency.py)
+LEDGER_PREFIX = PREFIX + "ledger:"    # stream toonz:ledger:{tenant} -> one entry per charged render (append-only)
+
+EVENTS = PREFIX + "events"            # stream job, tenant, state, at: terminal events for webhooks (common.lua emit)
+WEBHOOK_PREFIX = PREFIX + "webhook:"  # hash  toonz:webhook:{id} -> tenant, url, events, description, secret, created_at
+WEBHOOKS_SUFFIX = ":webhooks"         # zset  toonz:tenant:{id}:webhooks -> webhook id by created ms
+DELIVERIES_SUFFIX = ":deliveries"     # list  toonz:webhook:{id}:deliveries -> attempt records (JSON), newest first
+HOOK_SECRET_SUFFIX = ":hook_secret"   # str   toonz:tenant:{id}:hook_secret -> signs deliveries to a render's webhook_url
+WEBHOOK_DUE = PREFIX + "webhook_due"  # zset  delivery (JSON: event, target, attempt) -> due time
 
 
 def job(job_id: str) -> str:
@@ -73,6 +93,42 @@ def api_key(digest: str) -> str:
 
 def usage(tenant_id: str, month: str) -> str:
     return f"{USAGE_PREFIX}{tenant_id}:{month}"
+
+
+def session(digest: str) -> str:
+    return SESSION_PREFIX + digest
+
+
+def tenant_keys(tenant_id: str) -> str:
+    return TENANT_PREFIX + tenant_id + TENANT_KEYS_SUFFIX
+
+
+def rate_bucket(scope: str, ident: str) -> str:
+    return f"{RATE_PREFIX}{scope}:{ident}"
+
+
+def idempotency(tenant_id: str, key_digest: str) -> str:
+    return f"{IDEMPOTENCY_PREFIX}{tenant_id}:{key_digest}"
+
+
+def ledger(tenant_id: str) -> str:
+    return LEDGER_PREFIX + tenant_id
+
+
+def webhook(webhook_id: str) -> str:
+    return WEBHOOK_PREFIX + webhook_id
+
+
+def tenant_webhooks(tenant_id: str) -> str:
+    return TENANT_PREFIX + tenant_id + WEBHOOKS_SUFFIX
+
+
+def deliveries(webhook_id: str) -> str:
+    return WEBHOOK_PREFIX + webhook_id + DELIVERIES_SUFFIX
+
+
+def hook_secret(tenant_id: str) -> str:
+    return TENANT_PREFIX + tenant_id + HOOK_SECRET_SUFFIX
 
 
 def lua_prelude_values() -> dict[str, str]:

@@ -108,6 +108,27 @@ TIER_ORDER: tuple[Tier, ...] = (Tier.ENTERPRISE, Tier.PRO, Tier.STARTER, Tier.FR
 WATERMARKED_TIERS = frozenset({Tier.FREE.value})
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket: `per_second` tokens flow in, up to `burst`; a request takes one."""
+
+    per_second: float
+    burst: float
+
+
+# Each API key's bucket, by its tenant's tier. Bursts cover a client's first flurry (the
+# free tier's is above its monthly quota, so the quota, not the rate, refuses the 11th).
+RATE_LIMITS: dict[Tier, RateLimit] = {
+    Tier.FREE: RateLimit(2.0, 20.0),
+    Tier.STARTER: RateLimit(5.0, 40.0),
+    Tier.PRO: RateLimit(20.0, 100.0),
+    Tier.ENTERPRISE: RateLimit(100.0, 400.0),
+}
+# Every tenant also has one bucket for all its keys, this many times a key's: two
+# integrations can each run at full rate, but minting keys does not multiply the rate.
+TENANT_RATE_FACTOR = 2.0
+
+
 def quality(name: str) -> Quality:
     try:
         return QUALITIES[name]

@@ -5,6 +5,11 @@ finishes; upload and complete it; sign off; close connections. The first SIGTERM
 drains that way; a second one forces: the job in hand is abandoned at its next
 frame and released (re-queued without counting an attempt) for another node.
 Redis and scheduler outages are ridden out with retries (node/retry.py).
+
+An operator's drain (the drain flag in the node's hash, set by the admin API) stops
+leasing the same way, noticed at the next heartbeat or lease loop; the node then
+stays up, `drained`, until the flag is lifted. The node's state shows `draining`
+while it finishes the job in hand, then `drained`.
 """
 
 from __future__ import annotations
@@ -59,6 +64,8 @@ class NodeDaemon:
         self.transfer = Transfer(config.scheduler_url, config.node_id)
         self._draining = threading.Event()
         self._forced = threading.Event()
+        self._drain_seen = threading.Event()  # a drain (signal or operator) was noticed
+        self._state = ""  # the state this node last wrote to its hash
         self._thread: threading.Thread | None = None
         if handle_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
@@ -85,6 +92,7 @@ class NodeDaemon:
         else:
             log.info("signal %s: draining (finishing the job in hand; again to force)", signum)
         self._draining.set()
+        self._drain_seen.set()  # no Redis here: the heartbeat or the loop shows the state
 
     def run(self) -> None:
         cfg = self.config
@@ -95,6 +103,8 @@ class NodeDaemon:
         try:
             while not self._draining.is_set():
                 try:
+                    if self._hold_while_drained():
+                        continue
                     lease = self.leases.lease(free_mb=psutil.virtual_memory().available // 2**20)
                     delay = cfg.poll_interval_s
                 except redis.RedisError as exc:
@@ -117,7 +127,47 @@ class NodeDaemon:
             log.info("node %s signed off", cfg.node_id)
 
     def _set_state(self, state: str, **extra: str) -> None:
+        if self._drain_seen.is_set() and state in ("busy", "idle"):
+            state = "draining" if state == "busy" else "drained"
         self.redis.hset(keys.node(self.config.node_id), mapping={"state": state, **extra})
+        self._state = state
+
+    # draining ----------------------------------------------------------------
+    def _drain_flag(self) -> bool:
+        return bool(self.redis.hexists(keys.node(self.config.node_id), keys.NODE_DRAIN_FIELD))
+
+    def notice_drain(self) -> None:
+        """Called at every heartbeat of the job in hand: once a drain is asked (SIGTERM or
+        the operator's flag) the node shows `draining`; the lease loop then leases nothing."""
+        if not self._drain_seen.is_set():
+            if not self._drain_flag():
+                return
+            log.info("drain requested by an operator: finishing the job in hand, then leasing nothing")
+            self._drain_seen.set()
+        if self._state != "draining":
+            self._set_state("busy")  # shown as draining
+
+    def _hold_while_drained(self) -> bool:
+        """Before each lease: while the operator's drain flag is set, lease nothing and stay
+        visible (`drained`); True when the node waited, so the loop looks again."""
+        if not self._drain_flag():
+            if self._drain_seen.is_set() and not self._draining.is_set():
+                self._drain_seen.clear()  # the operator lifted a drain that was in progress
+                self._set_state("idle")
+            return False
+        if not self._drain_seen.is_set():
+            log.info("drain requested by an operator: leasing nothing until it is lifted")
+        self._drain_seen.set()
+        self._set_state("idle", job="")  # shown as drained
+        while not self._draining.is_set() and self._drain_flag():
+            # The lease script refreshes the node's last-seen time; a drained node does it here.
+            self.redis.zadd(keys.NODES, {self.config.node_id: int(time.time() * 1000)})
+            self._draining.wait(self.config.poll_interval_s)
+        if not self._draining.is_set():
+            log.info("drain lifted: leasing again")
+            self._drain_seen.clear()
+            self._set_state("idle")
+        return True
 
     # one job -----------------------------------------------------------------
     def run_job(self, lease: Lease) -> str:
@@ -125,7 +175,7 @@ class NodeDaemon:
         log.info("leased %s (fence %d, attempt %d, %s %s)", job.id, lease.fence, job.attempts,
                  job.tier, job.quality)
         self._set_state("busy", job=job.id)
-        hb = Heartbeat(self.leases, lease)
+        hb = Heartbeat(self.leases, lease, on_beat=self.notice_drain)
         hb.start()
         work = self.config.work_dir / job.id
         work.mkdir(parents=True, exist_ok=True)
@@ -162,6 +212,8 @@ class NodeDaemon:
                          result.seconds, result.frames, fps,
                          {k: round(v, 2) for k, v in result.stage_seconds.items()})
                 self._set_state("busy", fps=f"{fps:.1f}")  # scaling advice reads node speed
+                # The scheduler samples this counter for the console's throughput chart.
+                self.redis.hincrby(keys.node(self.config.node_id), keys.NODE_FRAMES_FIELD, result.frames)
             except StaleLease:
                 raise
             except Exception as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable
 
 import redis
 
@@ -19,8 +20,10 @@ PROGRESS_INTERVAL_S = 1.0  # how often fresh progress reaches Redis (and so the 
 class Heartbeat:
     """Renews one lease every third of its TTL; pushes new progress every second."""
 
-    def __init__(self, client: LeaseClient, lease: Lease) -> None:
+    def __init__(self, client: LeaseClient, lease: Lease,
+                 on_beat: Callable[[], None] | None = None) -> None:
         self.client, self.lease = client, lease
+        self.on_beat = on_beat  # the daemon looks for an operator's drain flag here
         self.progress: float | None = None
         self.lost: str = ""  # why the job must stop ('' while it may go on)
         self._stop = threading.Event()
@@ -39,6 +42,12 @@ class Heartbeat:
             self.lost = f"lease lost: {exc}"
         except redis.RedisError as exc:  # transient; the lease survives a few missed beats
             log.warning("heartbeat for %s failed: %s", self.lease.job_id, exc)
+            return
+        if self.on_beat is not None:
+            try:
+                self.on_beat()
+            except redis.RedisError as exc:  # the drain flag is looked at again next beat
+                log.warning("drain check for %s failed: %s", self.lease.job_id, exc)
 
     def stop(self) -> None:
         self._stop.set()

@@ -14,9 +14,11 @@ from farm import lua
 from farm.config import SchedulerConfig
 from farm.store import LocalStore
 from scheduler.context import CONFIG, REDIS, SCRIPTS, STORE
+from scheduler.dispatch import dispatcher_ctx
 from scheduler.errors import error_middleware
 from scheduler.reaper import Reaper
 from scheduler.routes import setup_routes
+from scheduler.throughput import sampler_ctx
 
 log = logging.getLogger("toonz.scheduler")
 
@@ -46,6 +48,8 @@ def create_app(config: SchedulerConfig) -> web.Application:
     app[STORE] = LocalStore(config.data_dir / "artifacts")
     app.cleanup_ctx.append(_redis_ctx)
     app.cleanup_ctx.append(_reaper_ctx)
+    app.cleanup_ctx.append(dispatcher_ctx)  # webhooks: after Redis, stopped before it
+    app.cleanup_ctx.append(sampler_ctx)  # the console's throughput chart: after Redis
     setup_routes(app)
     return app
 

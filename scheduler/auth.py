@@ -1,4 +1,5 @@
-"""Request authentication: an API key (Bearer or X-API-Key) to a tenant."""
+"""Request authentication: an API key (Bearer or X-API-Key) to a tenant; public requests
+are rate limited here too (scheduler/ratelimit.py), admin ones are not."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from aiohttp import web
 
 from farm.errors import Forbidden, Unauthorized
 from farm.tenants import Principal, authenticate
+from scheduler import ratelimit
 from scheduler.context import REDIS
 
 
@@ -19,4 +21,6 @@ async def principal(request: web.Request, role: str = "api") -> Principal:
         raise Unauthorized("unknown or revoked API key", code="invalid_api_key")
     if role == "admin" and who.role != "admin":
         raise Forbidden("this endpoint needs an admin key", code="admin_only")
+    if role == "api":
+        await ratelimit.check(request, who)
     return who

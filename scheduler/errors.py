@@ -32,7 +32,9 @@ async def error_middleware(request: web.Request, handler):
     try:
         resp = await handler(request)
     except ToonzError as exc:
-        return _unread_body_closes(request, error_response(exc.status, exc.code, exc.message, request_id))
+        resp = error_response(exc.status, exc.code, exc.message, request_id)
+        resp.headers.update(getattr(exc, "headers", None) or {})  # e.g. a 429's Retry-After
+        return _unread_body_closes(request, resp)
     except (redis.ConnectionError, redis.TimeoutError):
         log.warning("Redis unreachable during %s %s (request %s)", request.method, request.path, request_id)
         return _unread_body_closes(request, error_response(

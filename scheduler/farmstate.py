@@ -13,6 +13,13 @@ NODE_LIVE_S = 90.0  # a node unseen this long is not counted as live
 DEFAULT_NODE_FPS = 100.0  # until a node has reported a render (bench/render.py, 720p llvmpipe)
 
 
+# Node states in which a node takes no new work (an operator's drain, or SIGTERM).
+NOT_LEASING = ("offline", "draining", "drained")
+# Node hash fields NodeInfo carries as attributes; the rest (host, pid, ...) go in `facts`.
+_NODE_FIELDS = {"state", "job", "fps", "cores", "memory_mb", keys.NODE_DRAIN_FIELD,
+                keys.NODE_FRAMES_FIELD}
+
+
 @dataclass
 class NodeInfo:
     node: str
@@ -22,6 +29,9 @@ class NodeInfo:
     fps: float | None
     cores: int
     memory_mb: int
+    drain_requested: bool = False  # an operator asked it to drain (it may still be finishing)
+    frames_rendered: int = 0
+    facts: dict[str, str] = field(default_factory=dict)  # whatever else the node reported
 
 
 @dataclass
@@ -43,7 +53,8 @@ class FarmState:
 
     @property
     def live_nodes(self) -> list[NodeInfo]:
-        return [n for n in self.nodes if n.last_seen_s_ago <= NODE_LIVE_S and n.state != "offline"]
+        """Nodes seen lately that take work: draining and drained ones add no capacity."""
+        return [n for n in self.nodes if n.last_seen_s_ago <= NODE_LIVE_S and n.state not in NOT_LEASING]
 
     @property
     def node_fps(self) -> float:
@@ -66,11 +77,14 @@ async def read(r) -> FarmState:
                               paused=t.value in paused))
     nodes = []
     for node_id, seen_ms in await r.zrange(keys.NODES, 0, -1, withscores=True):
-        info = await r.hgetall(keys.node(node_id.decode()))
+        info = {k.decode(): v.decode() for k, v in (await r.hgetall(keys.node(node_id.decode()))).items()}
         nodes.append(NodeInfo(
-            node=node_id.decode(), state=info.get(b"state", b"").decode(),
-            job=info.get(b"job", b"").decode() or None, last_seen_s_ago=round(now - seen_ms / 1000, 1),
-            fps=float(info[b"fps"]) if info.get(b"fps") else None,
-            cores=int(info.get(b"cores", 0)), memory_mb=int(info.get(b"memory_mb", 0))))
+            node=node_id.decode(), state=info.get("state", ""),
+            job=info.get("job") or None, last_seen_s_ago=round(now - seen_ms / 1000, 1),
+            fps=float(info["fps"]) if info.get("fps") else None,
+            cores=int(info.get("cores", 0)), memory_mb=int(info.get("memory_mb", 0)),
+            drain_requested=keys.NODE_DRAIN_FIELD in info,
+            frames_rendered=int(info.get(keys.NODE_FRAMES_FIELD, 0) or 0),
+            facts={k: v for k, v in info.items() if k not in _NODE_FIELDS}))
     stats = {k.decode(): float(v) for k, v in (await r.hgetall(keys.STATS)).items()}
     return FarmState(time=now, tiers=tiers, nodes=nodes, leases=await r.zcard(keys.LEASES), stats=stats)

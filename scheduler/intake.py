@@ -8,12 +8,10 @@ byte of audio is stored.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
@@ -21,6 +19,7 @@ from aiohttp import web
 from farm import presets, scheduling
 from farm.config import Limits
 from farm.errors import InvalidInput, PayloadTooLarge
+from scheduler import urlcheck
 
 CHUNK = 256 * 1024
 TEXT_FIELDS = ("transcript", "template", "character", "quality", "format", "title", "webhook_url",
@@ -63,8 +62,11 @@ def validate_fields(fields: dict[str, str], limits: Limits) -> RenderSpec:
                            code="title_too_long")
     prio = scheduling.priority(fields["priority"]) if fields.get("priority") not in (None, "") \
         else scheduling.DEFAULT_PRIORITY
+    webhook_url = fields.get("webhook_url") or ""
+    if webhook_url:  # syntax here; where it resolves: check_webhook_url (async)
+        urlcheck.parse_url(webhook_url, "webhook_url")
     return RenderSpec(template=template, character=character, quality=quality, format=fmt,
-                      transcript=transcript, title=title, webhook_url=fields.get("webhook_url") or "",
+                      transcript=transcript, title=title, webhook_url=webhook_url,
                       priority=prio)
 
 
@@ -78,6 +80,7 @@ async def read_request(request: web.Request, tmp_dir: Path, limits: Limits) -> t
         fields = {k: str(body[k]) if k == "priority" and isinstance(body[k], int) else _text(k, body[k])
                   for k in TEXT_FIELDS if body.get(k) is not None}
         spec = validate_fields(fields, limits)
+        await check_webhook_url(spec, limits)
         url = body.get("audio_url")
         if not url:
             raise InvalidInput("no audio: send a multipart 'audio' file or JSON 'audio_url'",
@@ -126,6 +129,7 @@ async def _read_multipart(request, tmp_dir, limits) -> tuple[RenderSpec, Path]:
             else:
                 await part.release()
         spec = validate_fields(fields, limits)
+        await check_webhook_url(spec, limits)
         if audio is None:
             raise InvalidInput("no audio: send a multipart 'audio' file or JSON 'audio_url'",
                                code="missing_audio")
@@ -138,41 +142,35 @@ async def _read_multipart(request, tmp_dir, limits) -> tuple[RenderSpec, Path]:
         raise
 
 
+async def check_webhook_url(spec: RenderSpec, limits: Limits) -> None:
+    """A render's own webhook_url gets its terminal event (scheduler/dispatch.py): the same
+    rules as registered webhooks, checked here and again at each delivery."""
+    if spec.webhook_url:
+        await urlcheck.check_url(spec.webhook_url, limits, "webhook_url")
+
+
 async def fetch_url(url: str, tmp_dir: Path, limits: Limits) -> Path:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput(f"audio_url must be an http(s) URL, got {url[:200]!r}", code="invalid_url")
-    await _refuse_private(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80), limits)
+    await urlcheck.check_url(url, limits, "audio_url", unresolvable_code="url_fetch_failed")
     path = _tmp_path(tmp_dir)
     timeout = aiohttp.ClientTimeout(total=limits.url_fetch_timeout_s)
     try:
-        async with aiohttp.ClientSession(timeout=timeout) as session:
+        # The connector re-checks every address it connects to: DNS may change after the check.
+        async with aiohttp.ClientSession(timeout=timeout, connector=urlcheck.connector(limits)) as session:
             async with session.get(url, allow_redirects=False) as resp:
                 if resp.status != 200:
                     raise InvalidInput(f"audio_url answered HTTP {resp.status}", code="url_fetch_failed")
                 await _stream_to(resp.content.read, path, limits.max_upload_bytes)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         path.unlink(missing_ok=True)
+        if urlcheck.refused(exc):
+            raise InvalidInput("audio_url resolves to a private or reserved address; the farm "
+                               "does not contact those", code="url_not_allowed") from None
         raise InvalidInput(f"could not fetch audio_url: {type(exc).__name__}",
                            code="url_fetch_failed") from None
     except BaseException:
         path.unlink(missing_ok=True)
         raise
     return path
-
-
-async def _refuse_private(host: str, port: int, limits: Limits) -> None:
-    if limits.allow_private_urls:
-        return
-    try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
-    except OSError:
-        raise InvalidInput(f"audio_url host {host!r} does not resolve", code="url_fetch_failed") from None
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0])
-        if ip.is_private or ip.is_loopback or ip.is_link_local or ip.is_reserved or ip.is_multicast:
-            raise InvalidInput(f"audio_url host {host!r} resolves to a private address",
-                               code="url_not_allowed")
 
 
 async def _stream_to(read_chunk, path: Path, max_bytes: int) -> None:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from farm.config import LeaseSettings
+from scheduler.periodic import Periodic
 
 log = logging.getLogger("toonz.reaper")
 BATCH = 500
@@ -15,7 +15,7 @@ class Reaper:
     def __init__(self, scripts: dict, settings: LeaseSettings) -> None:
         self._script = scripts["reap"]
         self.settings = settings
-        self._task: asyncio.Task | None = None
+        self._loop = Periodic("reaper", self.reap_once, settings.reap_interval_s, log)
 
     async def reap_once(self) -> list[tuple[str, str]]:
         flat = await self._script(args=[self.settings.max_attempts, BATCH,
@@ -26,20 +26,7 @@ class Reaper:
         return pairs
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="reaper")
+        self._loop.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.reap_once()
-            except Exception:  # Redis restarting: keep the loop alive, try next tick
-                log.exception("reaper tick failed")
-            await asyncio.sleep(self.settings.reap_interval_s)
+        await self._loop.stop()

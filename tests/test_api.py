@@ -16,6 +16,7 @@ import pytest
 import redis
 from aiohttp import web
 
+from farm import keys
 from farm.config import Limits, SchedulerConfig
 from farm.lease import LeaseClient
 from farm.config import LeaseSettings
@@ -49,8 +50,10 @@ async def api(aiohttp_client, redis_url, tmp_path):
 
 
 def snapshot(ns) -> tuple:
-    """Everything stored: every Redis key with its serialized value, and every file."""
-    data = {k: ns.r.dump(k) for k in ns.r.keys("*")}
+    """Everything stored: every Redis key with its serialized value, and every file.
+
+    Rate-limit buckets are left out: every request is metered, refused ones included."""
+    data = {k: ns.r.dump(k) for k in ns.r.keys("*") if not k.startswith(keys.RATE_PREFIX.encode())}
     files = sorted(str(p.relative_to(ns.cfg.data_dir)) for p in ns.cfg.data_dir.rglob("*")
                    if p.is_file()) if ns.cfg.data_dir.exists() else []
     return data, files

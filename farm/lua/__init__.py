@@ -10,7 +10,8 @@ import functools
 import re
 from importlib import resources
 
-NAMES = ("submit", "lease", "heartbeat", "complete", "reap", "cancel", "reprioritize")
+NAMES = ("submit", "lease", "heartbeat", "complete", "reap", "cancel", "reprioritize", "ratelimit", "retry",
+         "webhook_claim")
 
 
 @functools.cache

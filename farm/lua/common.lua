@@ -7,7 +7,8 @@ local KEY = {
   leases = '{{LEASES}}', fence = '{{FENCE}}', nodes = '{{NODES}}', paused = '{{PAUSED}}',
   tenant = '{{TENANT_PREFIX}}', active = '{{ACTIVE_SUFFIX}}', tenant_jobs = '{{JOBS_SUFFIX}}',
   usage = '{{USAGE_PREFIX}}', all_jobs = '{{ALL_JOBS}}', stats = '{{STATS}}',
-  backlog = '{{BACKLOG}}',
+  backlog = '{{BACKLOG}}', ledger = '{{LEDGER_PREFIX}}',
+  events = '{{EVENTS}}', webhooks = '{{WEBHOOKS_SUFFIX}}', webhook_due = '{{WEBHOOK_DUE}}',
 }
 -- Upper bounds (s) of the lease-wait histogram buckets; scheduler/metrics.py reads them.
 local WAIT_BUCKETS = {0.1, 0.5, 1, 5, 15, 60, 300, 1800}
@@ -59,15 +60,30 @@ local function requeue(id)
   enqueue(id, j[1], j[2], j[3], j[4])
 end
 
+-- The events stream keeps about this many entries: a dispatcher down long enough to
+-- fall this far behind loses the oldest (scheduler/dispatch.py reads it).
+local EVENTS_MAXLEN = 100000
+
+-- A job's end is an event for the webhook dispatcher, only when someone listens (an
+-- endpoint of its tenant, or the render's own webhook_url): a job nobody listens for
+-- costs no write, and the dispatcher's consumer-group bookkeeping stays still.
+local function emit(id, tenant, state, now, hook)
+  if (hook and hook ~= '') or redis.call('EXISTS', KEY.tenant .. tenant .. KEY.webhooks) == 1 then
+    redis.call('XADD', KEY.events, 'MAXLEN', '~', EVENTS_MAXLEN, '*',
+      'job', id, 'tenant', tenant, 'state', state, 'at', seconds(now))
+  end
+end
+
 -- A job reached a terminal state: it no longer counts against its tenant's quota.
 local function settle(id, state, now, err)
   local jkey = KEY.job .. id
-  local tenant, tier = unpack(redis.call('HMGET', jkey, 'tenant', 'tier'))
+  local tenant, tier, hook = unpack(redis.call('HMGET', jkey, 'tenant', 'tier', 'webhook_url'))
   redis.call('HINCRBY', KEY.stats, 'done:' .. tier .. ':' .. state, 1)
   redis.call('HSET', jkey, 'state', state, 'finished_at', seconds(now))
   if err then redis.call('HSET', jkey, 'error', err) end
   redis.call('SREM', KEY.tenant .. tenant .. KEY.active, id)
   redis.call('ZREM', KEY.leases, id)
+  emit(id, tenant, state, now, hook)
 end
 
 -- Count a lease and how long its job waited in the queue (the wait histogram).

@@ -1,4 +1,5 @@
--- Finish a leased job exactly once: success charges usage; failure retries or fails.
+-- Finish a leased job exactly once: success charges usage (counters and the ledger);
+-- failure retries or fails.
 -- A release (a node forced to stop) re-queues the job without counting the attempt.
 -- ARGV[1] job id, ARGV[2] fence token, ARGV[3] 'succeeded', 'failed' or 'released', ARGV[4] error,
 -- ARGV[5] max attempts, ARGV[6] artifact names (comma separated), ARGV[7] node id,
@@ -12,11 +13,15 @@ local now = now_ms()
 if ARGV[3] == 'succeeded' then
   settle(id, 'succeeded', now, '')
   redis.call('HSET', jkey, 'progress', 1, 'artifacts', ARGV[6])
-  local j = redis.call('HMGET', jkey, 'tenant', 'duration_s', 'price_cents')
+  local j = redis.call('HMGET', jkey, 'tenant', 'duration_s', 'price_cents', 'quality')
   local usage = KEY.usage .. j[1] .. ':' .. ARGV[8]
   redis.call('HINCRBY', usage, 'renders', 1)
   redis.call('HINCRBYFLOAT', usage, 'seconds', j[2] or 0)
   redis.call('HINCRBY', usage, 'cost_cents', j[3] or 0)
+  -- The ledger (scheduler/billing.py): one entry per charge, never rewritten. Its id is
+  -- the server's ms clock, so a month's entries are one XRANGE.
+  redis.call('XADD', KEY.ledger .. j[1], '*', 'job', id, 'seconds', j[2] or '0',
+    'cost_cents', j[3] or '0', 'quality', j[4] or '', 'at', now)
   return 'succeeded'
 end
 if state == 'cancel_requested' then
