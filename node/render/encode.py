@@ -118,7 +118,11 @@ class VideoEncoder:
         self._track: AudioTrack | None = None
         self._closed = False
         self._video_tb, self._audio_tb = Fraction(1, self.fps), Fraction(1, audio_rate)
-        self._kind = "webm" if Path(path).suffix.lower() == ".webm" else "mp4"
+        suffix = Path(path).suffix.lower()
+        # .h264: a bare H.264 stream, a chunk of a longer render (node/chunks.py)
+        self._kind = {".webm": "webm", ".h264": "h264"}.get(suffix, "mp4")
+        if self._kind == "h264" and audio is not None:
+            raise ValueError("a bare .h264 stream carries no audio")
 
         # faststart moves the MP4 index to the front: downloads play while they load.
         opts = {"movflags": "+faststart"} if self._kind == "mp4" else {}
