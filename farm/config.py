@@ -51,6 +51,20 @@ class LeaseSettings:
 
 
 @dataclass(frozen=True)
+class ChunkSettings:
+    """Chunked renders (node/chunks.py, node/chunkjobs.py): an MP4 of at least `min_chunks`
+    chunks of `chunk_s` seconds is split, its chunks rendered on several nodes at once."""
+
+    chunk_s: float = 30.0      # seconds of frames per chunk; 0 turns chunking off
+    min_chunk_s: float = 10.0  # the shortest chunk allowed (start-up costs more below it)
+    min_chunks: int = 2        # a render shorter than this many chunks is rendered in one piece
+
+    @property
+    def enabled(self) -> bool:
+        return self.chunk_s > 0
+
+
+@dataclass(frozen=True)
 class SchedulerConfig:
     redis_url: str = "redis://127.0.0.1:6379/0"
     host: str = "127.0.0.1"
@@ -92,6 +106,7 @@ class NodeConfig:
     work_dir: Path = Path(".toonz/node")
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     poll_interval_s: float = 0.5
+    chunks: ChunkSettings = field(default_factory=ChunkSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "NodeConfig":
@@ -102,6 +117,7 @@ class NodeConfig:
             node_id=environ.get("TOONZ_NODE_ID", "") or default_node_id(),
             work_dir=Path(environ.get("TOONZ_WORK_DIR", str(data_dir / "node"))),
             lease=_lease(environ),
+            chunks=_chunks(environ),
         )
         return _override(base, overrides)
 
@@ -121,6 +137,20 @@ def _lease(environ: Mapping[str, str]) -> LeaseSettings:
         raise InvalidInput("lease TTL, max attempts and reap interval must be positive",
                            code="invalid_config")
     return ls
+
+
+def _chunks(environ: Mapping[str, str]) -> ChunkSettings:
+    cs = ChunkSettings(
+        chunk_s=_float(environ, "TOONZ_CHUNK_S", ChunkSettings.chunk_s),
+        min_chunk_s=_float(environ, "TOONZ_MIN_CHUNK_S", ChunkSettings.min_chunk_s),
+        min_chunks=_int(environ, "TOONZ_MIN_CHUNKS", ChunkSettings.min_chunks),
+    )
+    if cs.min_chunk_s <= 0 or cs.min_chunks < 2 or (cs.enabled and cs.chunk_s < cs.min_chunk_s) \
+            or cs.chunk_s < 0:
+        raise InvalidInput(f"chunks must last at least TOONZ_MIN_CHUNK_S ({cs.min_chunk_s:g} s, > 0) "
+                           f"or be 0 (off), and TOONZ_MIN_CHUNKS must be at least 2; got "
+                           f"{cs.chunk_s:g} s and {cs.min_chunks}", code="invalid_config")
+    return cs
 
 
 def _webhooks(environ: Mapping[str, str]) -> WebhookSettings:

@@ -11,6 +11,9 @@ PREFIX = "toonz:"
 
 ALL_JOBS = PREFIX + "jobs"            # zset  job id -> created ms, every tenant (console)
 JOB_PREFIX = PREFIX + "job:"          # hash  toonz:job:{id} -> the job record (farm.jobs)
+# A chunk of a long render is a job too, toonz:job:{id}.c{k} (kind "chunk", farm/lua/split.lua);
+# its render's record lists it in `chunks`. Chunks are queued like jobs but never in a
+# tenant's jobs, active set, usage or ledger.
 BLOCKED_SUFFIX = ":blocked"           # set   toonz:job:{id}:blocked -> node ids that failed it
 QUEUE_PREFIX = PREFIX + "queue:"      # zset  toonz:queue:{tier} -> job id by enqueue ms (depth, oldest, aging)
 TENANT_QUEUE_PREFIX = PREFIX + "tq:"  # zset  toonz:tq:{tier}:{tenant} -> job id by priority score (farm.scheduling)

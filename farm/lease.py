@@ -15,7 +15,7 @@ from farm import keys, lua
 from farm.config import LeaseSettings
 from farm.errors import StaleLease
 from farm.jobs import Job
-from farm.scheduling import lease_args
+from farm.scheduling import MIN_PRIORITY, lease_args, queue_score
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,12 @@ class LeaseClient:
     def job(self, job_id: str) -> Job:
         return Job.from_redis(self.redis.hgetall(keys.job(job_id)))
 
+    def lease_chunk(self, parent: Lease, chunk_id: str) -> Lease | None:
+        """Lease a queued chunk of the render this node holds (`parent`), by id; None when
+        it is not queued (or this node failed it). Raises StaleLease once `parent` is lost."""
+        got = self._call("lease_chunk", [chunk_id, parent.fence, self.node_id, self.ttl_ms])
+        return Lease(job_id=_s(got[0]), fence=int(got[1])) if got else None
+
     def heartbeat(self, lease: Lease, progress: float | None = None) -> str:
         """Renew the lease; returns the job state. Raises StaleLease for an old token."""
         prog = "" if progress is None else f"{min(max(progress, 0.0), 1.0):.4f}"
@@ -79,6 +85,17 @@ class LeaseClient:
             if str(exc).startswith("STALE"):
                 raise StaleLease(str(exc)) from None
             raise
+
+
+def split_args(job_id: str, fence: int | str, ranges: list[tuple[int, int]]) -> list:
+    """ARGV of farm/lua/split.lua: a render's chunks as frame ranges (start, stop)."""
+    return [job_id, fence, CHUNK_SCORE_OFFSET, ",".join(f"{a}:{b}" for a, b in ranges)]
+
+
+# Subtracted from a render's queue score to give its chunks': the score of a job one
+# priority below the lowest, enqueued at time 0, is more than any job's score, so chunks
+# sort before every job of their tenant, in their renders' order.
+CHUNK_SCORE_OFFSET = queue_score(MIN_PRIORITY - 1, 0)
 
 
 def _s(v) -> str:

@@ -49,14 +49,18 @@ class FrameRange:
     def frame(self, i: int):
         if not 0 <= i < self.n_frames:
             raise IndexError(f"frame {i} out of range 0..{self.n_frames - 1}")
-        return self.scene.frame(self.start + i)
+        # Past the scene's end (audio a frame longer than the timeline): its last frame
+        # again, as a one-piece render's encoder pads (node/render/encode.py close()).
+        return self.scene.frame(min(self.start + i, self.scene.n_frames - 1))
 
 
-def plan(n_frames: int, fps: float, chunk_s: float = DEFAULT_CHUNK_S) -> list[range]:
+def plan(n_frames: int, fps: float, chunk_s: float = DEFAULT_CHUNK_S,
+         min_chunk_s: float = MIN_CHUNK_S) -> list[range]:
     """Frame ranges of about `chunk_s` seconds covering `n_frames` (one range for a
-    short render). InvalidInput "invalid_chunk" for a chunk under MIN_CHUNK_S."""
-    if not (math.isfinite(chunk_s) and chunk_s >= MIN_CHUNK_S):
-        raise InvalidInput(f"chunks must last at least {MIN_CHUNK_S:g} s, got {chunk_s!r}",
+    short render). InvalidInput "invalid_chunk" for a chunk under `min_chunk_s`
+    (farm.config.ChunkSettings lowers it for tests)."""
+    if not (math.isfinite(chunk_s) and chunk_s >= min_chunk_s):
+        raise InvalidInput(f"chunks must last at least {min_chunk_s:g} s, got {chunk_s!r}",
                            code="invalid_chunk")
     size = max(1, round(chunk_s * fps))
     count = min(MAX_CHUNKS, max(1, math.ceil(n_frames / size)))
@@ -91,6 +95,7 @@ def stitch(chunks: list[Path], audio_path: Path | None, out: Path, width: int, h
     """Join chunk streams (in order) into the MP4 `out`, with `audio_path` encoded as
     AAC beside them, without re-encoding the video. Returns the frames written."""
     import av
+    import numpy as np
 
     from node.render.audio import FileSource
     from node.render.audiotrack import AudioTrack
@@ -128,9 +133,30 @@ def stitch(chunks: list[Path], audio_path: Path | None, out: Path, width: int, h
                                 container.mux(track.ready(frames * audio_rate // fps))
                 if track is not None:
                     container.mux(track.drain())
-                    if astream is not None:
-                        container.mux(astream.encode(None))
+                    # Audio shorter than the video: silence to the end, as a one-piece
+                    # render's encoder does (node/render/encode.py close()).
+                    video_end = frames * audio_rate // fps
+                    if video_end > track.samples:
+                        container.mux(track.encode(np.zeros(video_end - track.samples, np.float32),
+                                                   track.samples))
+                    container.mux(astream.encode(None))
             finally:
                 if source is not None:
                     source.close()
     return frames
+
+
+def audio_frames(audio_path: Path, fps: int, audio_rate: int = 48_000) -> int:
+    """Frames a one-piece render of `audio_path` writes (its encoder pads the video to
+    the audio's length): the decoded samples at `audio_rate`, in frames."""
+    from node.render.audio import FileSource
+    from node.render.encode import frame_count
+
+    source = FileSource(audio_path, audio_rate)
+    samples = 0
+    try:
+        while n := len(source.read(audio_rate)):
+            samples += n
+    finally:
+        source.close()
+    return frame_count(samples, audio_rate, fps)

@@ -14,6 +14,7 @@ while it finishes the job in hand, then `drained`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -35,7 +36,7 @@ from farm.errors import StaleLease
 from farm.jobs import Job
 from farm.lease import Lease, LeaseClient
 from farm.presets import WATERMARKED_TIERS
-from node.heartbeat import Heartbeat
+from node.heartbeat import Heartbeat, NodeFacts
 from node.joblog import LOG_ARTIFACT, JobLog
 from node.retry import retry
 from node.transfer import Transfer
@@ -98,6 +99,8 @@ class NodeDaemon:
         cfg = self.config
         cfg.work_dir.mkdir(parents=True, exist_ok=True)
         self._set_state("idle", started_at=f"{time.time():.3f}", **capabilities())
+        facts = NodeFacts(self.redis, keys.node(cfg.node_id))  # CPU, memory, GPU for the console
+        facts.start()
         log.info("node %s leasing from %s", cfg.node_id, cfg.redis_url)
         delay = cfg.poll_interval_s
         try:
@@ -117,6 +120,7 @@ class NodeDaemon:
                     continue
                 self.run_job(lease)
         finally:
+            facts.stop()  # before sign-off, so it writes nothing after
             try:
                 self._set_state("offline")
                 self.redis.zrem(keys.NODES, cfg.node_id)
@@ -190,6 +194,8 @@ class NodeDaemon:
             self._idle()
 
     def _run_job(self, job: Job, lease: Lease, hb: Heartbeat, work: Path) -> str:
+        if self._chunked(job):  # a long render split across nodes, or one of its chunks
+            return self._chunk_jobs.run(job, lease, hb, work)
         from node.pipeline import render  # heavy imports (GL, PyAV) only where work happens
 
         def progress(frac: float) -> None:
@@ -206,7 +212,9 @@ class NodeDaemon:
                 result = render(audio, work / f"video.{job.format}", transcript=job.transcript or None,
                                 template=job.template, character=job.character, quality=job.quality,
                                 format=job.format, title=job.title or None, progress=progress,
-                                watermark=job.tier in WATERMARKED_TIERS)
+                                watermark=job.tier in WATERMARKED_TIERS, expression=job.expression,
+                                captions=job.captions, second_character=job.second_character or None,
+                                logo=self._fetch_logo(job, lease, work))
                 fps = result.frames / max(result.seconds, 1e-9)
                 log.info("%s rendered in %.1f s (%d frames, %.1f frames/s; stages %s)", job.id,
                          result.seconds, result.frames, fps,
@@ -229,6 +237,22 @@ class NodeDaemon:
                         f"completing {job.id}")
         log.info("%s %s", job.id, outcome)
         return outcome
+
+    def _fetch_logo(self, job: Job, lease: Lease, work: Path) -> Path | None:
+        """The job's logo in its work folder, or None when the render has none."""
+        return self.transfer.fetch_logo(lease, work / "input.logo") if job.logo else None
+
+    def _chunked(self, job: Job) -> bool:
+        from node.chunkjobs import wants_chunks
+
+        return wants_chunks(job, self.config.chunks)
+
+    @functools.cached_property
+    def _chunk_jobs(self):
+        """Chunk jobs and chunked renders (node/chunkjobs.py); made on first use."""
+        from node.chunkjobs import ChunkJobs
+
+        return ChunkJobs(self)
 
     def _give_up(self, job: Job, lease: Lease, exc: Exception, log_path: Path, forced: bool) -> str:
         """Record a failure, or release the job on a forced stop; its log goes up first."""

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Sequence
-from typing import Callable
+from typing import Any, Callable
 
 from farm import presets
 from farm.audio import decode_audio, probe_duration
@@ -25,6 +26,7 @@ from farm.timeline import Timeline, WordTiming
 
 AUDIO_RATE = 48_000
 LIPSYNC_RATE = 16_000
+LOSSLESS_ENV = "TOONZ_X264_QP0"  # "1": MP4s at x264 qp 0 (tests compare renders frame by frame)
 
 
 @dataclass(frozen=True)
@@ -42,30 +44,34 @@ class RenderResult:
     stage_seconds: dict
 
 
-def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
-           timeline: Timeline | None = None, template: str = "explainer", character: str = "toonz",
-           quality: str = "standard", format: str = "mp4", title: str | None = None,
-           progress: Callable[[float], None] | None = None, gl_context=None,
-           backend: str | None = None, captions: bool | None = None, watermark: bool = False,
-           logo: Path | None = None, expression: str = "neutral",
-           second_character: str | None = None) -> RenderResult:
-    """Render `audio_path` to `out_path` (suffix set to `format`'s), with a timeline and a poster.
+@dataclass(frozen=True)
+class Prepared:
+    """A render's scene and what went into it: what `render` draws, and what a node
+    rendering one chunk of a longer render (node/chunkjobs.py) rebuilds, identical, from
+    the parent job's stored timeline."""
 
-    Writes `<out>.timeline.json`, `<out>.poster.png` and, when words were aligned,
-    `<out>.captions.vtt` beside the video (`timeline.json`, `poster.png` and
-    `captions.vtt` when the video is named `video.*`). `progress(fraction)` is called
-    as frames are encoded; it may raise to abort. `backend` ("gl", "cpu" or "auto")
-    overrides TOONZ_RENDER_BACKEND. `captions` burns the words in (None: as the
-    template says); there are captions only where the timeline has words. `watermark`
-    marks the video (the free tier); `logo` is an image placed in the template's logo box.
-    A 9:16 template turns the preset's frame upright. `expression` names one of the
-    character's expressions or poses (InvalidInput unknown_expression otherwise).
-    A two-person template seats `second_character` (default: the template's) beside
-    `character`; a transcript with speaker labels ("NAME: ...") says who speaks when,
-    the first name heard being `character`.
+    scene: Any  # node.render.scene.Scene
+    template: Any  # assets' Template
+    timeline: Timeline  # fitted to the audio: its duration is the video's
+    shown: tuple[WordTiming, ...]  # the words as displayed (captions)
+    format: str
+    fps: float
+    width: int
+    height: int
+    stages: dict[str, float]
+
+
+def prepare(audio_path: Path | None, *, transcript: str | None = None, timeline: Timeline | None = None,
+            template: str = "explainer", character: str = "toonz", quality: str = "standard",
+            format: str = "mp4", title: str | None = None, captions: bool | None = None,
+            watermark: bool = False, logo: Path | None = None, expression: str = "neutral",
+            second_character: str | None = None) -> Prepared:
+    """Everything up to the frames: names checked, lip sync (unless `timeline` is given),
+    the timeline fitted to the audio, captions, overlays and the scene. The options mean
+    what `render`'s do. `audio_path` None: `timeline` is already fitted to its audio (a
+    chunk of a longer render, rebuilt from its parent's timeline), and sets the length.
     """
     from assets.loader import load_character, load_template
-    from node.render.backend import choose_backend
     from node.render.scene import CastMember, build_cast
 
     t0 = time.perf_counter()
@@ -79,11 +85,12 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
         partner = load_character(second_character or tpl.second_character.default or character)
     turns = parse_turns(transcript) if partner is not None and transcript else None
     spoken = spoken_text(turns) if turns else transcript
-    use = choose_backend(backend)
-    video_path, timeline_path, poster_path = output_paths(Path(out_path), fmt)
-    video_path.parent.mkdir(parents=True, exist_ok=True)
-
-    duration = probe_duration(audio_path)  # validates the file; audio is streamed later
+    if audio_path is None:
+        if timeline is None:
+            raise ValueError("prepare() needs the audio or a fitted timeline")
+        duration = timeline.duration
+    else:
+        duration = probe_duration(audio_path)  # validates the file; audio is streamed later
     stages["decode"] = time.perf_counter() - t0
     if timeline is None:
         from node.lipsync import lipsync
@@ -91,9 +98,7 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
         timeline = lipsync(decode_audio(audio_path, LIPSYNC_RATE), spoken)
         stages["lipsync"] = time.perf_counter() - t
     timeline = fit_timeline(timeline, duration)
-    timeline_path.write_text(timeline.to_json_text())
-    shown = display_words(spoken, timeline.words)
-    captions_path = write_captions(shown, captions_path_for(video_path))
+    shown = tuple(display_words(spoken, timeline.words))
     burn = tpl.captions.enabled if captions is None else captions
 
     t = time.perf_counter()
@@ -109,11 +114,52 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
                        captions=shown if burn else None,
                        overlays=overlays(tpl, width, height, watermark=watermark, logo=logo))
     stages["scene"] = time.perf_counter() - t
+    return Prepared(scene=scene, template=tpl, timeline=timeline, shown=shown, format=fmt, fps=fps,
+                    width=width, height=height, stages=stages)
+
+
+def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
+           timeline: Timeline | None = None, template: str = "explainer", character: str = "toonz",
+           quality: str = "standard", format: str = "mp4", title: str | None = None,
+           progress: Callable[[float], None] | None = None, gl_context=None,
+           backend: str | None = None, captions: bool | None = None, watermark: bool = False,
+           logo: Path | None = None, expression: str = "neutral",
+           second_character: str | None = None, lossless: bool | None = None) -> RenderResult:
+    """Render `audio_path` to `out_path` (suffix set to `format`'s), with a timeline and a poster.
+
+    Writes `<out>.timeline.json`, `<out>.poster.png` and, when words were aligned,
+    `<out>.captions.vtt` beside the video (`timeline.json`, `poster.png` and
+    `captions.vtt` when the video is named `video.*`). `progress(fraction)` is called
+    as frames are encoded; it may raise to abort. `backend` ("gl", "cpu" or "auto")
+    overrides TOONZ_RENDER_BACKEND. `captions` burns the words in (None: as the
+    template says); there are captions only where the timeline has words. `watermark`
+    marks the video (the free tier); `logo` is an image placed in the template's logo box.
+    A 9:16 template turns the preset's frame upright. `expression` names one of the
+    character's expressions or poses (InvalidInput unknown_expression otherwise).
+    A two-person template seats `second_character` (default: the template's) beside
+    `character`; a transcript with speaker labels ("NAME: ...") says who speaks when,
+    the first name heard being `character`. `lossless` (None: TOONZ_X264_QP0=1) encodes
+    an MP4 with x264 at qp 0, for tests that compare renders frame by frame.
+    """
+    from node.render.backend import choose_backend
+
+    t0 = time.perf_counter()
+    prep = prepare(audio_path, transcript=transcript, timeline=timeline, template=template,
+                   character=character, quality=quality, format=format, title=title,
+                   captions=captions, watermark=watermark, logo=logo, expression=expression,
+                   second_character=second_character)
+    stages = dict(prep.stages)
+    fmt, scene = prep.format, prep.scene
+    use = choose_backend(backend)
+    video_path, timeline_path, poster_path = output_paths(Path(out_path), fmt)
+    video_path.parent.mkdir(parents=True, exist_ok=True)
+    timeline_path.write_text(prep.timeline.to_json_text())
+    captions_path = write_captions(prep.shown, captions_path_for(video_path))
     if fmt == "gif":
         stats, codec = _render_gif(scene, video_path, poster_path, progress)
     else:
         stats, codec = _render_video(scene, audio_path, video_path, poster_path, fmt, quality, use,
-                                     gl_context, progress)
+                                     gl_context, progress, lossless)
     stages["render"], stages["encode"] = stats.render_s, stats.encode_s
     return RenderResult(video=video_path, timeline=timeline_path, poster=poster_path,
                         captions=captions_path, format=fmt,
@@ -122,13 +168,31 @@ def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,
                         stage_seconds=stages)
 
 
+def video_codec(fmt: str, quality: str, *, lossless: bool | None = None,
+                software: bool = False) -> tuple[str, dict[str, str]]:
+    """The encoder and its options for `fmt` at `quality`: NVENC where the device has it
+    (unless `software`), else the preset's software encoder. `lossless` (None: the
+    TOONZ_X264_QP0 environment variable, read here as TOONZ_RENDER_BACKEND is read by
+    the backend choice) makes an MP4 x264 at qp 0: decoded frames equal what was drawn."""
+    from node.render.encode import choose_codec
+
+    preset = presets.encoder_preset(fmt, quality)
+    if lossless is None:
+        lossless = os.environ.get(LOSSLESS_ENV, "") == "1"
+    if lossless and presets.output_format(fmt) == "mp4":
+        return preset.codec, {**{k: v for k, v in preset.options if k != "crf"}, "qp": "0"}
+    if software:
+        return preset.codec, dict(preset.options)
+    return choose_codec(preset)
+
+
 def _render_video(scene, audio_path: Path, video_path: Path, poster_path: Path, fmt: str,
-                  quality: str, use: str, gl_context, progress):
+                  quality: str, use: str, gl_context, progress, lossless: bool | None = None):
     from node.render.audio import FileSource
-    from node.render.encode import VideoEncoder, choose_codec
+    from node.render.encode import VideoEncoder
     from node.render.frames import encode_cpu, encode_gl
 
-    codec, options = choose_codec(presets.encoder_preset(fmt, quality))
+    codec, options = video_codec(fmt, quality, lossless=lossless)
     art = scene.art
     if use == "gl":
         from node.render.gl import GLCompositor
@@ -158,6 +222,16 @@ def _render_gif(scene, video_path: Path, poster_path: Path, progress):
     with _poster_writer(scene, compositor, poster_path):
         stats = encode_gif(scene, video_path, compositor, progress)
     return stats, "gif"
+
+
+def write_poster(scene, path: Path, compositor=None) -> Path:
+    """The poster frame as a PNG (what `render` writes beside the video)."""
+    from node.render.cpu import CpuCompositor
+    from node.render.frames import write_poster as write_png
+
+    compositor = compositor or CpuCompositor(scene.art)
+    write_png(compositor.render_rgba(scene.frame(scene.poster_frame())), path)
+    return path
 
 
 @contextlib.contextmanager

@@ -23,7 +23,15 @@ class Transfer:
         return {"X-Toonz-Fence": str(lease.fence), "X-Toonz-Node": self.node_id}
 
     def fetch_input(self, lease: Lease, dest: Path) -> Path:
-        url = f"{self.base}/v1/node/jobs/{lease.job_id}/input"
+        """The job's audio."""
+        return self._fetch(lease, "input", dest)
+
+    def fetch_logo(self, lease: Lease, dest: Path) -> Path:
+        """The job's logo (only for a job whose record says it has one)."""
+        return self._fetch(lease, "logo", dest)
+
+    def _fetch(self, lease: Lease, what: str, dest: Path) -> Path:
+        url = f"{self.base}/v1/node/jobs/{lease.job_id}/{what}"
 
         def fetch() -> Path:
             with self.http.get(url, headers=self._headers(lease), stream=True, timeout=60) as resp:
@@ -33,7 +41,32 @@ class Transfer:
                         fh.write(chunk)
             return dest
 
-        return retry(fetch, f"fetching the input of {lease.job_id}")
+        return retry(fetch, f"fetching the {what} of {lease.job_id}")
+
+    def fetch_related(self, lease: Lease, other: str, name: str, dest: Path) -> Path:
+        """Artifact `name` of `other`, a job of the same chunked render as the leased one
+        (its parent, a chunk of it, or itself): scheduler/chunkapi.py."""
+        return self._fetch(lease, f"related/{other}/{name}", dest)
+
+    def split(self, lease: Lease, ranges: list[range]) -> list[str]:
+        """Split the leased render into chunks of these frame ranges; their job ids (the
+        same ids as before for a render split already)."""
+        url = f"{self.base}/v1/node/jobs/{lease.job_id}/chunks"
+        body = {"ranges": [[r.start, r.stop] for r in ranges]}
+
+        def post() -> list[str]:
+            resp = self.http.post(url, json=body, headers=self._headers(lease), timeout=60)
+            _raise_for(resp)
+            return list(resp.json()["chunks"])
+
+        return retry(post, f"splitting {lease.job_id}")
+
+    def delete_chunk_streams(self, lease: Lease) -> None:
+        """Once the leased render succeeded (completed with this lease): its chunks' streams
+        are not needed any more."""
+        url = f"{self.base}/v1/node/jobs/{lease.job_id}/chunks"
+        retry(lambda: _raise_for(self.http.delete(url, headers=self._headers(lease), timeout=60)),
+              f"deleting the chunk streams of {lease.job_id}")
 
     def upload(self, lease: Lease, path: Path) -> None:
         url = f"{self.base}/v1/node/jobs/{lease.job_id}/artifacts/{path.name}"

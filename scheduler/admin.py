@@ -98,6 +98,8 @@ async def job_log(request: web.Request) -> web.StreamResponse:
 async def cancel_job(request: web.Request) -> web.Response:
     who = await principal(request, role="admin")
     job_id = _job_id(request)
+    if not await request.app[REDIS].exists(keys.job(job_id)):  # else cancel.lua says "ended"
+        raise NotFound(f"no render {job_id!r}", code="job_not_found")
     state = await jobctl.cancel(request.app, job_id)
     await audit.record(request.app[REDIS], who, "cancel", job_id, state)
     return web.json_response({"job_id": job_id, "state": state})

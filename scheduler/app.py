@@ -22,12 +22,21 @@ from scheduler.throughput import sampler_ctx
 
 log = logging.getLogger("toonz.scheduler")
 
+# Connections to Redis one scheduler process holds at most. A request past that
+# waits for a free one (up to REDIS_POOL_WAIT_S) rather than failing: redis-py's
+# default pool refuses at once past 100, which bench/api.py turned into 503s at 200
+# concurrent requests.
+REDIS_MAX_CONNECTIONS = 100
+REDIS_POOL_WAIT_S = 10.0
+
 
 async def _redis_ctx(app: web.Application):
     # A Redis restart leaves dead pooled connections: retry a command on a fresh one.
-    client = aioredis.from_url(
-        app[CONFIG].redis_url, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
+    pool = aioredis.BlockingConnectionPool.from_url(
+        app[CONFIG].redis_url, max_connections=REDIS_MAX_CONNECTIONS, timeout=REDIS_POOL_WAIT_S,
+        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 6),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError], health_check_interval=10)
+    client = aioredis.Redis(connection_pool=pool)
     app[REDIS] = client
     app[SCRIPTS] = lua.register(client)
     yield

@@ -33,9 +33,9 @@ from farm.tenants import Principal
 from scheduler import idempotency, urlcheck
 from scheduler.auth import principal
 from scheduler.context import CONFIG, REDIS, SCRIPTS, STORE
-from scheduler.intake import (TEXT_FIELDS, RenderSpec, check_webhook_url, fetch_url, json_object,
+from scheduler.intake import (Inputs, RenderSpec, check_urls, fetch_inputs, json_fields, json_object,
                              read_request, validate_fields)
-from scheduler.renders import INPUT_ARTIFACT
+from scheduler.renders import INPUT_ARTIFACT, LOGO_ARTIFACT
 
 # A first, rough estimate of render time per second of audio on one node; bench/render
 # measures the real figure (issue 7 replaces this with measured node throughput).
@@ -67,18 +67,26 @@ async def create_render(request: web.Request) -> web.Response:
         spec, url = await json_spec(body, cfg.limits)
 
         async def make() -> web.Response:
-            return await _create_one(app, who, spec, await fetch_url(url, tmp_dir, cfg.limits))
+            return await _create_one(app, who, spec, await fetch_inputs(url, spec, tmp_dir, cfg.limits))
 
         fp = idempotency.fingerprint(request.path, body) if key else ""
         return await idempotency.once(app[REDIS], who.tenant_id, key, fp, make)
-    spec, tmp = await read_request(request, tmp_dir, cfg.limits)
+    spec, inputs = await read_request(request, tmp_dir, cfg.limits)
     try:
         fp = await asyncio.get_running_loop().run_in_executor(
-            None, idempotency.file_fingerprint, request.path, asdict(spec), tmp) if key else ""
+            None, _upload_fingerprint, request.path, spec, inputs) if key else ""
         return await idempotency.once(app[REDIS], who.tenant_id, key, fp,
-                                      lambda: _create_one(app, who, spec, tmp))
+                                      lambda: _create_one(app, who, spec, inputs))
     finally:
-        tmp.unlink(missing_ok=True)
+        inputs.discard()
+
+
+def _upload_fingerprint(path: str, spec: RenderSpec, inputs: Inputs) -> str:
+    """An upload's identity: its fields, its audio's bytes and its logo's (blocking)."""
+    fields = asdict(spec)
+    if inputs.logo is not None:
+        fields["logo_sha256"] = idempotency.file_fingerprint("logo", {}, inputs.logo)
+    return idempotency.file_fingerprint(path, fields, inputs.audio)
 
 
 async def create_batch(request: web.Request) -> web.Response:
@@ -108,20 +116,10 @@ async def create_batch(request: web.Request) -> web.Response:
 
 
 async def json_spec(body: dict, limits: Limits) -> tuple[RenderSpec, str]:
-    """A JSON create body's validated spec and its audio_url (not fetched yet); the same
-    checks as intake.read_request's JSON branch, which fetches at once."""
-    fields = {}
-    for k in TEXT_FIELDS:
-        v = body.get(k)
-        if v is None:
-            continue
-        if k == "priority" and isinstance(v, int) and not isinstance(v, bool):
-            v = str(v)
-        if not isinstance(v, str):
-            raise InvalidInput(f"field {k!r} must be a string", code="invalid_field")
-        fields[k] = v
-    spec = validate_fields(fields, limits)
-    await check_webhook_url(spec, limits)
+    """A JSON create body's validated spec and its audio_url (neither it nor logo_url
+    fetched yet); the same checks as intake.read_request's JSON branch, which fetches at once."""
+    spec = validate_fields(json_fields(body), limits)
+    await check_urls(spec, limits)  # logo_url too: a batch is refused before any fetch
     url = body.get("audio_url")
     if not url:
         raise InvalidInput("no audio: send a multipart 'audio' file or JSON 'audio_url'",
@@ -133,8 +131,8 @@ async def json_spec(body: dict, limits: Limits) -> tuple[RenderSpec, str]:
     return spec, url
 
 
-async def _create_one(app: web.Application, who: Principal, spec: RenderSpec, tmp: Path) -> web.Response:
-    p = await prepare(app, who, spec, tmp)
+async def _create_one(app: web.Application, who: Principal, spec: RenderSpec, inputs: Inputs) -> web.Response:
+    p = await prepare(app, who, spec, inputs)
     await submit(app, who, [p])
     return web.json_response(answer(p, await _ahead(app, who)), status=202)
 
@@ -152,8 +150,8 @@ async def _create_batch(app: web.Application, who: Principal, specs: list[tuple[
 
     async def one(spec: RenderSpec, url: str) -> Prepared:
         async with gate:
-            tmp = await fetch_url(url, cfg.data_dir / "tmp", cfg.limits)
-            return await prepare(app, who, spec, tmp, batch_id=batch_id)
+            inputs = await fetch_inputs(url, spec, cfg.data_dir / "tmp", cfg.limits)
+            return await prepare(app, who, spec, inputs, batch_id=batch_id)
 
     results = await asyncio.gather(*(one(s, u) for s, u in specs), return_exceptions=True)
     failed = [(i, x) for i, x in enumerate(results) if isinstance(x, BaseException)]
@@ -170,20 +168,25 @@ async def _create_batch(app: web.Application, who: Principal, specs: list[tuple[
                              status=202)
 
 
-async def prepare(app: web.Application, who: Principal, spec: RenderSpec, tmp: Path,
+async def prepare(app: web.Application, who: Principal, spec: RenderSpec, inputs: Inputs | Path,
                   batch_id: str = "") -> Prepared:
-    """Check the audio in `tmp` against the tier, store it as the job's input; `tmp` is removed."""
+    """Check the audio against the tier, store it (and the logo, already checked at intake)
+    as the job's private inputs; the temporary files are removed. A Path is audio alone."""
+    if isinstance(inputs, Path):
+        inputs = Inputs(inputs)
     job_id = new_job_id()
     limit = TIER_LIMITS[who.tier]
     store = app[STORE]
 
     def check_and_store() -> float:
-        duration = probe_duration(tmp)
+        duration = probe_duration(inputs.audio)
         if duration > limit.max_audio_s:
             raise InvalidInput(f"audio is {duration:.1f} s; the {who.tier.value} tier allows "
                                f"{limit.max_audio_s:.0f} s", code="audio_too_long")
-        with store.writer(job_id, INPUT_ARTIFACT) as fh, open(tmp, "rb") as src:
-            shutil.copyfileobj(src, fh, 1024 * 1024)
+        for name, src_path in ((INPUT_ARTIFACT, inputs.audio), (LOGO_ARTIFACT, inputs.logo)):
+            if src_path is not None:
+                with store.writer(job_id, name) as fh, open(src_path, "rb") as src:
+                    shutil.copyfileobj(src, fh, 1024 * 1024)
         return duration
 
     try:
@@ -192,7 +195,7 @@ async def prepare(app: web.Application, who: Principal, spec: RenderSpec, tmp: P
         store.delete_job(job_id)
         raise
     finally:
-        tmp.unlink(missing_ok=True)
+        inputs.discard()
     q = presets.quality(spec.quality)
     now = time.time()
     record = {
@@ -202,6 +205,10 @@ async def prepare(app: web.Application, who: Principal, spec: RenderSpec, tmp: P
         "duration_s": f"{duration:.3f}", "price_cents": q.price_cents, "created_at": f"{now:.3f}",
         "audio": INPUT_ARTIFACT, "needs_mb": memory_needed_mb(spec.quality),
         "frames": math.ceil(duration * q.fps), "priority": spec.priority,
+        # What the renderer is asked for beyond the basics (node/pipeline.py render()).
+        "expression": spec.expression, "second_character": spec.second_character,
+        "captions": "" if spec.captions is None else str(int(spec.captions)),
+        "logo": LOGO_ARTIFACT if inputs.logo is not None else "",
     }
     if batch_id:
         record["batch"] = batch_id

@@ -7,6 +7,7 @@ import secrets
 
 import redis
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from farm.errors import ToonzError
 
@@ -39,6 +40,12 @@ async def error_middleware(request: web.Request, handler):
         log.warning("Redis unreachable during %s %s (request %s)", request.method, request.path, request_id)
         return _unread_body_closes(request, error_response(
             503, "unavailable", "the farm's database is unreachable; retry shortly", request_id))
+    except HttpProcessingError as exc:
+        # A body the handler was reading turned out malformed (a multipart part's headers, a
+        # chunked encoding): the client's request is at fault, never the scheduler.
+        why = (exc.message or type(exc).__name__)[:200]
+        return _unread_body_closes(request, error_response(
+            400, "malformed_request", f"the request body is malformed: {why}", request_id))
     except web.HTTPException as exc:
         if exc.status >= 400:
             code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(

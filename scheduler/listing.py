@@ -18,7 +18,7 @@ from aiohttp import web
 
 from farm import keys
 from farm.errors import InvalidInput
-from farm.jobs import Job, JobState, looks_like_job_id
+from farm.jobs import CHUNK_KIND, Job, JobState, looks_like_job_id
 from scheduler.auth import principal
 from scheduler.context import REDIS
 
@@ -105,8 +105,10 @@ async def read_page(r, tenant_id: str, states: frozenset[JobState] | None, limit
         records = await pipe.execute()
         for (ms, job_id), raw in zip(batch, records):
             examined += 1
-            # A record without its tenant's mark would be another tenant's: never shown.
-            if not raw or raw.get(b"tenant", b"").decode() != tenant_id:
+            # A record without its tenant's mark would be another tenant's: never shown. Nor
+            # is a chunk of a long render (the farm's own; never in this set, kept out anyway).
+            if not raw or raw.get(b"tenant", b"").decode() != tenant_id \
+                    or raw.get(b"kind") == CHUNK_KIND.encode():
                 pos = (ms, job_id)
                 continue
             job = Job.from_redis(raw)

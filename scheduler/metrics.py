@@ -8,10 +8,13 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from farm.presets import TIER_ORDER
 from scheduler.context import REDIS
-from scheduler.farmstate import FarmState, read
+from scheduler.farmstate import NODE_LIVE_S, FarmState, read
 
 WAIT_BUCKETS = ("0.1", "0.5", "1", "5", "15", "60", "300", "1800")  # as in farm/lua/common.lua
 STATES = ("succeeded", "failed", "canceled")
+# A node's states (node/daemon.py _set_state); each gets a label even at zero, so a
+# dashboard sees 0 rather than a missing series. `offline` nodes have signed off.
+NODE_STATES = ("idle", "busy", "draining", "drained")
 
 
 class _Snapshot:
@@ -52,9 +55,12 @@ class _Snapshot:
             buckets.append((b, cumulative))
         yield HistogramMetricFamily("toonz_lease_wait_seconds", "Queue wait of leased jobs",
                                     buckets=buckets, sum_value=s.stats.get("lease_wait_sum", 0.0))
-        nodes = GaugeMetricFamily("toonz_nodes", "Live nodes by state", labels=["state"])
-        for state in ("idle", "busy"):
-            nodes.add_metric([state], sum(1 for n in s.live_nodes if n.state == state))
+        # Seen lately, whatever their state: draining and drained nodes count here, though
+        # they take no work (s.live_nodes leaves them out).
+        seen = [n for n in s.nodes if n.last_seen_s_ago <= NODE_LIVE_S]
+        nodes = GaugeMetricFamily("toonz_nodes", "Nodes seen lately, by state", labels=["state"])
+        for state in NODE_STATES:
+            nodes.add_metric([state], sum(1 for n in seen if n.state == state))
         yield nodes
         yield GaugeMetricFamily("toonz_node_render_fps", "Median frames/s of live nodes' last renders",
                                 value=s.node_fps)

@@ -13,10 +13,11 @@ from scheduler.auth import principal
 from scheduler.context import REDIS, STORE
 
 INPUT_ARTIFACT = "input.audio"
+LOGO_ARTIFACT = "input.logo"  # a customer's logo, checked at intake (scheduler/intake.py)
 CONTENT_TYPES = {"mp4": "video/mp4", "webm": "video/webm", "gif": "image/gif", "png": "image/png",
                  "json": "application/json", "vtt": "text/vtt"}
 LOG_ARTIFACT = "log.txt"  # node/joblog.py writes it; operators read it (admin API)
-PRIVATE_ARTIFACTS = (INPUT_ARTIFACT, LOG_ARTIFACT)
+PRIVATE_ARTIFACTS = (INPUT_ARTIFACT, LOGO_ARTIFACT, LOG_ARTIFACT)
 # What a customer downloads, by the name download_urls gives it (the video is video.<format>).
 # captions.vtt is listed only when a node wrote one.
 PUBLIC_ARTIFACTS = {"poster": "poster.png", "timeline": "timeline.json", "captions": "captions.vtt"}

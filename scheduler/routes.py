@@ -8,7 +8,9 @@ from scheduler import admin, health, metrics, nodeapi, renders, scaling
 from scheduler import billing, catalog, listing, progress
 from scheduler import creation, ratelimit, tenantsapi
 from scheduler import webhooks
+from scheduler import chunkapi
 from scheduler import audit, console_stream, throughput
+from scheduler import docs
 
 
 def setup_routes(app: web.Application) -> None:
@@ -60,6 +62,13 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/v1/admin/stats", tenantsapi.stats)
     app.router.add_get("/console", admin.console)
     app.router.add_get("/console/{name}", admin.console)
+    app.router.add_get("/openapi.json", docs.openapi)
+    app.router.add_get("/docs", docs.page)
+    app.router.add_get("/docs/{name}", docs.page)
     app.router.add_get("/v1/node/jobs/{job_id}/input", nodeapi.get_input)
+    app.router.add_get("/v1/node/jobs/{job_id}/logo", nodeapi.get_logo)
     app.router.add_put("/v1/node/jobs/{job_id}/artifacts/{name}", nodeapi.put_artifact)
+    app.router.add_post("/v1/node/jobs/{job_id}/chunks", chunkapi.split_render)
+    app.router.add_delete("/v1/node/jobs/{job_id}/chunks", chunkapi.delete_streams)
+    app.router.add_get("/v1/node/jobs/{job_id}/related/{other_id}/{name}", chunkapi.get_related)
     ratelimit.setup(app)

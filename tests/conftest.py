@@ -36,6 +36,29 @@ def r(redis_url):
     client.close()
 
 
+@pytest.fixture
+async def api(aiohttp_client, redis_url, tmp_path):
+    """The real scheduler app on a real Redis: `await api.make(config)` starts it (default
+    `api.cfg`, which a test may replace first); `api.key` is tenant acme's (pro)."""
+    from types import SimpleNamespace
+
+    from farm.config import SchedulerConfig
+    from farm.tenants import create_key
+    from scheduler.app import create_app
+
+    client = redis.Redis.from_url(redis_url)
+    ns = SimpleNamespace(r=client, cfg=SchedulerConfig(redis_url=redis_url, data_dir=tmp_path / "data"),
+                         key=create_key(client, "acme", "pro"))
+
+    async def make(config=None):
+        ns.client = await aiohttp_client(create_app(config or ns.cfg))
+        return ns
+
+    ns.make = make
+    yield ns
+    client.close()
+
+
 def espeak(text: str, path: Path, voice: str = "en-us", speed: int = 160) -> Path:
     if shutil.which("espeak-ng") is None:
         pytest.fail("espeak-ng is not installed (scripts/setup.sh installs it)")

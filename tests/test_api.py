@@ -9,19 +9,16 @@ from __future__ import annotations
 import io
 import wave
 from dataclasses import replace
-from types import SimpleNamespace
 
 import aiohttp
 import pytest
-import redis
 from aiohttp import web
 
 from farm import keys
-from farm.config import Limits, SchedulerConfig
+from farm.config import Limits
 from farm.lease import LeaseClient
 from farm.config import LeaseSettings
 from farm.tenants import create_key
-from scheduler.app import create_app
 
 
 def wav_bytes(seconds: float, rate: int = 16000) -> bytes:
@@ -32,21 +29,6 @@ def wav_bytes(seconds: float, rate: int = 16000) -> bytes:
         w.setframerate(rate)
         w.writeframes(b"\x00\x00" * int(seconds * rate))
     return buf.getvalue()
-
-
-@pytest.fixture
-async def api(aiohttp_client, redis_url, tmp_path):
-    cfg = SchedulerConfig(redis_url=redis_url, data_dir=tmp_path / "data")
-    r = redis.Redis.from_url(redis_url)
-    ns = SimpleNamespace(r=r, cfg=cfg, key=create_key(r, "acme", "pro"))
-
-    async def make(config: SchedulerConfig = cfg):
-        ns.client = await aiohttp_client(create_app(config))
-        return ns
-
-    ns.make = make
-    yield ns
-    r.close()
 
 
 def snapshot(ns) -> tuple:

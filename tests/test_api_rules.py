@@ -25,22 +25,6 @@ from scheduler.intake import validate_fields
 from tests.test_api import auth, expect_error, form, snapshot, wav_bytes
 
 
-@pytest.fixture
-async def api(aiohttp_client, redis_url, tmp_path):
-    """As tests/test_api.py's: `make(config)` starts the real app; `key` is acme's (pro)."""
-    cfg = SchedulerConfig(redis_url=redis_url, data_dir=tmp_path / "data")
-    r = redis.Redis.from_url(redis_url)
-    ns = SimpleNamespace(r=r, cfg=cfg, key=create_key(r, "acme", "pro"))
-
-    async def make(config: SchedulerConfig = cfg):
-        ns.client = await aiohttp_client(create_app(config))
-        return ns
-
-    ns.make = make
-    yield ns
-    r.close()
-
-
 def everything(ns) -> dict:
     """Every Redis key and value, rate-limit buckets included."""
     return {k: ns.r.dump(k) for k in ns.r.keys("*")}

@@ -91,3 +91,22 @@ async def test_scaling_is_admin_only(app):
     key = create_key(r, "acme", "pro")
     resp = await client.get("/v1/admin/scaling", headers={"Authorization": f"Bearer {key}"})
     assert resp.status == 403
+
+
+async def test_nodes_by_state_include_draining_and_drained(app):
+    client, r, _ = app
+    now_ms = time.time() * 1000
+    states = {"n-idle": "idle", "n-busy": "busy", "n-draining": "draining", "n-drained1": "drained",
+              "n-drained2": "drained"}
+    for node, state in states.items():
+        r.zadd(keys.NODES, {node: now_ms})
+        r.hset(keys.node(node), mapping={"state": state})
+    r.zadd(keys.NODES, {"n-stale": now_ms - 3600_000})  # unseen for an hour: not counted
+    r.hset(keys.node("n-stale"), mapping={"state": "busy"})
+    m = await scrape(client)
+    assert m["toonz_nodes{state=idle}"] == 1 and m["toonz_nodes{state=busy}"] == 1
+    assert m["toonz_nodes{state=draining}"] == 1 and m["toonz_nodes{state=drained}"] == 2
+
+    r.hset(keys.node("n-draining"), "state", "drained")  # it finished its job
+    m = await scrape(client)
+    assert m["toonz_nodes{state=draining}"] == 0 and m["toonz_nodes{state=drained}"] == 3

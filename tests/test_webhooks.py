@@ -16,7 +16,6 @@ from dataclasses import replace
 from types import SimpleNamespace
 
 import pytest
-import redis
 from aiohttp import web
 
 from farm import keys
@@ -26,7 +25,6 @@ from farm.lease import LeaseClient
 from farm.tenants import create_key
 from farm.webhooks import BACKOFF_FACTORS, MAX_ATTEMPTS, retry_delay, sign, verify_webhook
 from scheduler import urlcheck
-from scheduler.app import create_app
 from scheduler.dispatch import GROUP
 from scheduler.webhooks import MAX_WEBHOOKS_PER_TENANT
 from tests.test_api import auth, expect_error, form, snapshot, wav_bytes
@@ -66,19 +64,10 @@ async def receiver(aiohttp_server):
 
 
 @pytest.fixture
-async def farm(aiohttp_client, redis_url, tmp_path):
-    r = redis.Redis.from_url(redis_url)
-    cfg = SchedulerConfig(redis_url=redis_url, data_dir=tmp_path / "data", limits=ALLOW_LOCAL,
-                          webhooks=FAST)
-    ns = SimpleNamespace(r=r, cfg=cfg, key=create_key(r, "acme", "pro"))
-
-    async def make(config: SchedulerConfig = cfg):
-        ns.client = await aiohttp_client(create_app(config))
-        return ns
-
-    ns.make = make
-    yield ns
-    r.close()
+async def farm(api):
+    """`api` with loopback allowed for the receiver and a fast retry schedule."""
+    api.cfg = replace(api.cfg, limits=ALLOW_LOCAL, webhooks=FAST)
+    return api
 
 
 async def eventually(check, timeout_s: float = 15.0):

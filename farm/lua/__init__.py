@@ -11,7 +11,7 @@ import re
 from importlib import resources
 
 NAMES = ("submit", "lease", "heartbeat", "complete", "reap", "cancel", "reprioritize", "ratelimit", "retry",
-         "webhook_claim")
+         "webhook_claim", "split", "lease_chunk")
 
 
 @functools.cache

@@ -1,5 +1,6 @@
 -- Cancel a job: a queued one at once; a leased one asks its node to stop (the node
--- sees 'cancel_requested' at its next heartbeat and completes as canceled).
+-- sees 'cancel_requested' at its next heartbeat and completes as canceled). A render split
+-- into chunks stops them too, at once: none waits for its parent's node to notice.
 -- ARGV[1] job id
 -- Returns the job's new state; an error reply starting with TERMINAL if it had ended.
 local id = ARGV[1]
@@ -12,6 +13,7 @@ if j[1] == 'queued' then
 end
 if is_leased(j[1]) then
   redis.call('HSET', jkey, 'state', 'cancel_requested')
+  end_chunks(id, now_ms())
   return 'cancel_requested'
 end
 return redis.error_reply('TERMINAL job ' .. id .. ' is ' .. tostring(j[1]))

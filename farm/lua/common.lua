@@ -74,16 +74,57 @@ local function emit(id, tenant, state, now, hook)
   end
 end
 
--- A job reached a terminal state: it no longer counts against its tenant's quota.
-local function settle(id, state, now, err)
+local function is_leased(state)
+  return state == 'leased' or state == 'running' or state == 'cancel_requested'
+end
+
+local settle  -- defined below; a render's chunks and the render settle each other
+
+-- Stop a render's unfinished chunks (node/chunks.py): queued ones are canceled at once,
+-- leased ones asked to stop (their nodes see it at the next heartbeat).
+local function end_chunks(id, now)
+  local ids = redis.call('HGET', KEY.job .. id, 'chunks')
+  if not ids or ids == '' then return end
+  for _, cid in ipairs(split(ids)) do
+    local c = redis.call('HMGET', KEY.job .. cid, 'state', 'tier', 'tenant')
+    if c[1] == 'queued' then
+      dequeue(cid, c[2], c[3])
+      settle(cid, 'canceled', now, nil)
+    elseif c[1] == 'leased' or c[1] == 'running' then
+      redis.call('HSET', KEY.job .. cid, 'state', 'cancel_requested')
+    end
+  end
+end
+
+-- A chunk failed past its attempts: its render cannot finish, so it fails now, wherever
+-- it is (its node, if any, finds its lease gone at the next heartbeat).
+local function fail_parent(parent, cid, err, now)
+  local j = redis.call('HMGET', KEY.job .. parent, 'state', 'tier', 'tenant')
+  if j[1] == 'queued' then
+    dequeue(parent, j[2], j[3])
+  elseif not is_leased(j[1]) then
+    return
+  end
+  settle(parent, 'failed', now, 'chunk ' .. cid .. ' failed: ' .. tostring(err))
+end
+
+-- A job reached a terminal state: it no longer counts against its tenant's quota. A
+-- chunk is the farm's own bookkeeping: no counters, no quota, no event for webhooks.
+settle = function(id, state, now, err)
   local jkey = KEY.job .. id
-  local tenant, tier, hook = unpack(redis.call('HMGET', jkey, 'tenant', 'tier', 'webhook_url'))
-  redis.call('HINCRBY', KEY.stats, 'done:' .. tier .. ':' .. state, 1)
+  local tenant, tier, hook, kind, parent = unpack(redis.call('HMGET', jkey, 'tenant', 'tier',
+    'webhook_url', 'kind', 'parent'))
   redis.call('HSET', jkey, 'state', state, 'finished_at', seconds(now))
   if err then redis.call('HSET', jkey, 'error', err) end
-  redis.call('SREM', KEY.tenant .. tenant .. KEY.active, id)
   redis.call('ZREM', KEY.leases, id)
+  if kind == 'chunk' then
+    if state == 'failed' then fail_parent(parent, id, err, now) end
+    return
+  end
+  redis.call('HINCRBY', KEY.stats, 'done:' .. tier .. ':' .. state, 1)
+  redis.call('SREM', KEY.tenant .. tenant .. KEY.active, id)
   emit(id, tenant, state, now, hook)
+  if state ~= 'succeeded' then end_chunks(id, now) end
 end
 
 -- Count a lease and how long its job waited in the queue (the wait histogram).
@@ -96,10 +137,6 @@ local function count_lease(enqueued_ms, now)
   redis.call('HINCRBY', KEY.stats, 'leases', 1)
   redis.call('HINCRBY', KEY.stats, 'lease_wait_le:' .. bucket, 1)
   redis.call('HINCRBYFLOAT', KEY.stats, 'lease_wait_sum', wait)
-end
-
-local function is_leased(state)
-  return state == 'leased' or state == 'running' or state == 'cancel_requested'
 end
 
 -- A fence token that is not the job's current one, or a job no longer leased: refused.

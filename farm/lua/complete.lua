@@ -1,5 +1,6 @@
--- Finish a leased job exactly once: success charges usage (counters and the ledger);
--- failure retries or fails.
+-- Finish a leased job exactly once: success charges usage (counters and the ledger),
+-- except for a chunk of a longer render (kind 'chunk'): its render is charged once, when
+-- it completes. Failure retries or fails.
 -- A release (a node forced to stop) re-queues the job without counting the attempt.
 -- ARGV[1] job id, ARGV[2] fence token, ARGV[3] 'succeeded', 'failed' or 'released', ARGV[4] error,
 -- ARGV[5] max attempts, ARGV[6] artifact names (comma separated), ARGV[7] node id,
@@ -13,7 +14,8 @@ local now = now_ms()
 if ARGV[3] == 'succeeded' then
   settle(id, 'succeeded', now, '')
   redis.call('HSET', jkey, 'progress', 1, 'artifacts', ARGV[6])
-  local j = redis.call('HMGET', jkey, 'tenant', 'duration_s', 'price_cents', 'quality')
+  local j = redis.call('HMGET', jkey, 'tenant', 'duration_s', 'price_cents', 'quality', 'kind')
+  if j[5] == 'chunk' then return 'succeeded' end
   local usage = KEY.usage .. j[1] .. ':' .. ARGV[8]
   redis.call('HINCRBY', usage, 'renders', 1)
   redis.call('HINCRBYFLOAT', usage, 'seconds', j[2] or 0)
