@@ -107,6 +107,7 @@ class NodeConfig:
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     poll_interval_s: float = 0.5
     chunks: ChunkSettings = field(default_factory=ChunkSettings)
+    slots: int = 0  # jobs this node runs at once; 0: default_slots() for its cores and GPU
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], **overrides: Any) -> "NodeConfig":
@@ -118,8 +119,32 @@ class NodeConfig:
             work_dir=Path(environ.get("TOONZ_WORK_DIR", str(data_dir / "node"))),
             lease=_lease(environ),
             chunks=_chunks(environ),
+            slots=_slots(environ),
         )
         return _override(base, overrides)
+
+
+MAX_SLOTS = 16
+# libx264 keeps about this many cores busy per render at the farm's presets (its frame
+# threads): more jobs than cores // this on a CPU node only slow each other down.
+CORES_PER_CPU_SLOT = 4
+GPU_SLOTS = 2  # a GPU composites far faster than one encoder takes frames
+
+
+def default_slots(cores: int | None = None, gpu: bool | None = None) -> int:
+    """Jobs a node runs at once: two on a GPU node (one encodes while the other renders),
+    else one per CORES_PER_CPU_SLOT cores, at least one."""
+    cores = (os.cpu_count() or 1) if cores is None else cores
+    gpu = os.path.exists("/dev/nvidia0") if gpu is None else gpu
+    return GPU_SLOTS if gpu else max(1, cores // CORES_PER_CPU_SLOT)
+
+
+def _slots(environ: Mapping[str, str]) -> int:
+    slots = _int(environ, "TOONZ_SLOTS", 0)
+    if not 0 <= slots <= MAX_SLOTS:
+        raise InvalidInput(f"TOONZ_SLOTS must be 0 (automatic) to {MAX_SLOTS}, got {slots}",
+                           code="invalid_config")
+    return slots
 
 
 def default_node_id() -> str:

@@ -31,7 +31,7 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from farm import keys
-from farm.config import NodeConfig
+from farm.config import NodeConfig, default_slots
 from farm.errors import StaleLease
 from farm.jobs import Job
 from farm.lease import Lease, LeaseClient
@@ -67,6 +67,9 @@ class NodeDaemon:
         self._forced = threading.Event()
         self._drain_seen = threading.Event()  # a drain (signal or operator) was noticed
         self._state = ""  # the state this node last wrote to its hash
+        self.slots = config.slots or default_slots()
+        self._active: dict[str, str] = {}  # slot thread name -> the job it runs
+        self._state_lock = threading.Lock()  # the slots write the node's hash in turn
         self._thread: threading.Thread | None = None
         if handle_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
@@ -101,24 +104,14 @@ class NodeDaemon:
         self._set_state("idle", started_at=f"{time.time():.3f}", **capabilities())
         facts = NodeFacts(self.redis, keys.node(cfg.node_id))  # CPU, memory, GPU for the console
         facts.start()
-        log.info("node %s leasing from %s", cfg.node_id, cfg.redis_url)
-        delay = cfg.poll_interval_s
+        log.info("node %s leasing from %s with %d slot(s)", cfg.node_id, cfg.redis_url, self.slots)
         try:
-            while not self._draining.is_set():
-                try:
-                    if self._hold_while_drained():
-                        continue
-                    lease = self.leases.lease(free_mb=psutil.virtual_memory().available // 2**20)
-                    delay = cfg.poll_interval_s
-                except redis.RedisError as exc:
-                    delay = min(delay * 2, 5.0)
-                    log.warning("lease failed (%s); retrying in %.1f s", exc, delay)
-                    self._draining.wait(delay)
-                    continue
-                if lease is None:
-                    self._draining.wait(cfg.poll_interval_s)
-                    continue
-                self.run_job(lease)
+            workers = [threading.Thread(target=self._lease_loop, name=f"slot-{k + 1}", daemon=True)
+                       for k in range(self.slots)]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join()
         finally:
             facts.stop()  # before sign-off, so it writes nothing after
             try:
@@ -130,11 +123,37 @@ class NodeDaemon:
             self.redis.close()
             log.info("node %s signed off", cfg.node_id)
 
+    def _lease_loop(self) -> None:
+        """One slot: lease a job, run it, again, until the node drains."""
+        cfg = self.config
+        delay = cfg.poll_interval_s
+        while not self._draining.is_set():
+            try:
+                if self._hold_while_drained():
+                    continue
+                lease = self.leases.lease(free_mb=psutil.virtual_memory().available // 2**20)
+                delay = cfg.poll_interval_s
+            except redis.RedisError as exc:
+                delay = min(delay * 2, 5.0)
+                log.warning("lease failed (%s); retrying in %.1f s", exc, delay)
+                self._draining.wait(delay)
+                continue
+            if lease is None:
+                self._draining.wait(cfg.poll_interval_s)
+                continue
+            self.run_job(lease)
+
     def _set_state(self, state: str, **extra: str) -> None:
-        if self._drain_seen.is_set() and state in ("busy", "idle"):
-            state = "draining" if state == "busy" else "drained"
-        self.redis.hset(keys.node(self.config.node_id), mapping={"state": state, **extra})
-        self._state = state
+        """Write the node's state; with several slots, busy while any slot has a job."""
+        with self._state_lock:
+            if state in ("busy", "idle"):
+                state = "busy" if self._active else "idle"
+                extra = {**extra, "job": ",".join(sorted(self._active.values())),
+                         "slots": f"{len(self._active)}/{self.slots}"}
+            if self._drain_seen.is_set() and state in ("busy", "idle"):
+                state = "draining" if state == "busy" else "drained"
+            self.redis.hset(keys.node(self.config.node_id), mapping={"state": state, **extra})
+            self._state = state
 
     # draining ----------------------------------------------------------------
     def _drain_flag(self) -> bool:
@@ -162,7 +181,7 @@ class NodeDaemon:
         if not self._drain_seen.is_set():
             log.info("drain requested by an operator: leasing nothing until it is lifted")
         self._drain_seen.set()
-        self._set_state("idle", job="")  # shown as drained
+        self._set_state("idle")  # shown as drained (or draining while other slots finish)
         while not self._draining.is_set() and self._drain_flag():
             # The lease script refreshes the node's last-seen time; a drained node does it here.
             self.redis.zadd(keys.NODES, {self.config.node_id: int(time.time() * 1000)})
@@ -178,7 +197,9 @@ class NodeDaemon:
         job = retry(lambda: self.leases.job(lease.job_id), "reading the job")
         log.info("leased %s (fence %d, attempt %d, %s %s)", job.id, lease.fence, job.attempts,
                  job.tier, job.quality)
-        self._set_state("busy", job=job.id)
+        with self._state_lock:
+            self._active[threading.current_thread().name] = job.id
+        self._set_state("busy")
         hb = Heartbeat(self.leases, lease, on_beat=self.notice_drain)
         hb.start()
         work = self.config.work_dir / job.id
@@ -277,7 +298,10 @@ class NodeDaemon:
         return outcome
 
     def _idle(self) -> None:
+        """This slot's job is over: the node shows its other jobs, or idle."""
+        with self._state_lock:
+            self._active.pop(threading.current_thread().name, None)
         try:
-            self._set_state("idle", job="")
+            self._set_state("idle")
         except redis.RedisError:
             pass
