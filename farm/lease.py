@@ -7,6 +7,7 @@ keys and arguments and turns error replies into typed exceptions.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
@@ -41,10 +42,12 @@ class LeaseClient:
     def ttl_ms(self) -> int:
         return int(self.settings.ttl_s * 1000)
 
-    def lease(self, free_mb: int | None = None) -> Lease | None:
-        """The next job this node may take; `free_mb` (its free memory) rules out big jobs."""
+    def lease(self, free_mb: int | None = None, encoders: Iterable[str] | None = None) -> Lease | None:
+        """The next job this node may take: `free_mb` (its free memory) rules out big jobs,
+        `encoders` (the software encoders it can open; None: any) jobs in other formats."""
         got = self._scripts["lease"](args=[self.node_id, self.ttl_ms, *lease_args(),
-                                           "" if free_mb is None else int(free_mb)])
+                                           "" if free_mb is None else int(free_mb),
+                                           "" if encoders is None else ",".join(sorted(encoders))])
         if not got:
             return None
         return Lease(job_id=_s(got[0]), fence=int(got[1]))

@@ -68,6 +68,9 @@ class NodeDaemon:
         self._drain_seen = threading.Event()  # a drain (signal or operator) was noticed
         self._state = ""  # the state this node last wrote to its hash
         self.slots = config.slots or default_slots()
+        from node.render.encode import software_encoders  # PyAV: only in the node process
+
+        self.encoders = software_encoders()  # jobs in formats it cannot encode go elsewhere
         self._active: dict[str, str] = {}  # slot thread name -> the job it runs
         self._state_lock = threading.Lock()  # the slots write the node's hash in turn
         self._thread: threading.Thread | None = None
@@ -101,7 +104,8 @@ class NodeDaemon:
     def run(self) -> None:
         cfg = self.config
         cfg.work_dir.mkdir(parents=True, exist_ok=True)
-        self._set_state("idle", started_at=f"{time.time():.3f}", **capabilities())
+        self._set_state("idle", started_at=f"{time.time():.3f}", encoders=",".join(sorted(self.encoders)),
+                        **capabilities())
         facts = NodeFacts(self.redis, keys.node(cfg.node_id))  # CPU, memory, GPU for the console
         facts.start()
         log.info("node %s leasing from %s with %d slot(s)", cfg.node_id, cfg.redis_url, self.slots)
@@ -131,7 +135,8 @@ class NodeDaemon:
             try:
                 if self._hold_while_drained():
                     continue
-                lease = self.leases.lease(free_mb=psutil.virtual_memory().available // 2**20)
+                lease = self.leases.lease(free_mb=psutil.virtual_memory().available // 2**20,
+                                          encoders=self.encoders)
                 delay = cfg.poll_interval_s
             except redis.RedisError as exc:
                 delay = min(delay * 2, 5.0)

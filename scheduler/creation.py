@@ -204,6 +204,8 @@ async def prepare(app: web.Application, who: Principal, spec: RenderSpec, inputs
         "transcript": spec.transcript, "title": spec.title, "webhook_url": spec.webhook_url,
         "duration_s": f"{duration:.3f}", "price_cents": q.price_cents, "created_at": f"{now:.3f}",
         "audio": INPUT_ARTIFACT, "needs_mb": memory_needed_mb(spec.quality),
+        # Only a node that can open this encoder leases the job (farm/lua/lease.lua).
+        "needs_codec": presets.encoder_preset(spec.format, spec.quality).codec,
         "frames": math.ceil(duration * q.fps), "priority": spec.priority,
         # What the renderer is asked for beyond the basics (node/pipeline.py render()).
         "expression": spec.expression, "second_character": spec.second_character,

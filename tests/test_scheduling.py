@@ -124,3 +124,15 @@ def test_a_node_skips_jobs_that_need_more_memory_than_it_has(r):
     assert little.lease(free_mb=1000).job_id == small
     assert little.lease(free_mb=1000) is None
     assert large.lease(free_mb=8000).job_id == big
+
+
+def test_a_node_skips_jobs_in_formats_it_cannot_encode(r):
+    now = int(time.time() * 1000)
+    webm = enqueue(r, "pro", tenant="t_a", created_ms=now)
+    r.hset(keys.job(webm), "needs_codec", "libvpx-vp9")
+    mp4 = enqueue(r, "pro", tenant="t_a", created_ms=now + 1)
+    r.hset(keys.job(mp4), "needs_codec", "libx264")
+    h264_only, full = node(r, "h264-only"), node(r, "full")
+    assert h264_only.lease(encoders={"libx264"}).job_id == mp4  # the webm ahead of it waits
+    assert h264_only.lease(encoders={"libx264"}) is None
+    assert full.lease(encoders={"libx264", "libvpx-vp9", "gif"}).job_id == webm

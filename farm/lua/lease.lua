@@ -4,20 +4,28 @@
 --   inside a tier, tenants by weighted round robin (tenant field `weight`, default 1);
 --   inside a tenant, by queue score (priority, then FIFO).
 -- A node that failed a job skips it, unless every live node has failed it; a node skips
--- jobs that need more memory than it has free.
+-- jobs that need more memory than it has free, or an encoder it lacks.
 -- ARGV[1] node id, ARGV[2] lease TTL ms, ARGV[3] tiers strongest first (comma separated),
--- ARGV[4] their aging bounds in ms (comma separated, same order), ARGV[5] node's free MB
+-- ARGV[4] their aging bounds in ms (comma separated, same order), ARGV[5] node's free MB,
+-- ARGV[6] the node's encoders (comma separated; '' or absent: it takes any job)
 -- Returns {job id, fence token} or nil.
 local node, ttl = ARGV[1], tonumber(ARGV[2])
 local tiers, bounds = split(ARGV[3]), split(ARGV[4])
 local free_mb = tonumber(ARGV[5] or '') or math.huge
+local encoders = nil
+if ARGV[6] and ARGV[6] ~= '' then
+  encoders = {}
+  for _, name in ipairs(split(ARGV[6])) do encoders[name] = true end
+end
 local WINDOW = 15  -- jobs looked at per tenant: a blocked head does not hide the rest
 local now = now_ms()
 redis.call('ZADD', KEY.nodes, now, node)
 local live = redis.call('ZCOUNT', KEY.nodes, now - 3 * ttl, '+inf')
 
 local function allowed(id)
-  if tonumber(redis.call('HGET', KEY.job .. id, 'needs_mb') or '0') > free_mb then return false end
+  local needs = redis.call('HMGET', KEY.job .. id, 'needs_mb', 'needs_codec')
+  if tonumber(needs[1] or '0') > free_mb then return false end
+  if encoders and needs[2] and needs[2] ~= '' and not encoders[needs[2]] then return false end
   local b = KEY.job .. id .. KEY.blocked
   return not (redis.call('SISMEMBER', b, node) == 1 and redis.call('SCARD', b) < live)
 end

@@ -50,6 +50,24 @@ def pick_video_codec() -> str:
 
 
 @functools.cache
+def software_encoders() -> frozenset[str]:
+    """The formats' software video encoders this node can open (what jobs record as
+    `needs_codec`; the lease script gives a node only jobs it can encode)."""
+    names = {presets.encoder_preset(fmt, "standard").codec for fmt in presets.FORMATS}
+    have = set()
+    for name in names:
+        if name == "gif":  # palette frames, not yuv420p: being built in is enough
+            try:
+                av.codec.Codec(name, "w")
+                have.add(name)
+            except Exception:
+                log.info("gif encoder unavailable")
+        elif codec_available(name):
+            have.add(name)
+    return frozenset(have)
+
+
+@functools.cache
 def codec_available(name: str) -> bool:
     """Whether PyAV can open encoder `name` here (cached per process).
 
