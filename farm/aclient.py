@@ -26,7 +26,7 @@ from farm.sdk_common import (DEFAULT_POLL_INTERVAL_S, DEFAULT_TIMEOUT_S, DOWNLOA
                              IDEMPOTENCY_HEADER, REPLAYABLE_METHODS, USER_AGENT, Batch, Page,
                              ProgressReporter, RenderJob, RetryHook, RetryPolicy, SSEParser,
                              artifact_param, batch_of, error_code, error_from_answer, finished,
-                             form_fields, list_params, new_idempotency_key, page_of,
+                             create_request, list_params, new_idempotency_key, page_of,
                              parse_retry_after, render_fields, retryable_status, timed_out)
 
 # A progress stream sends a keepalive comment every 15 s: a read silent for longer than
@@ -75,39 +75,29 @@ class AsyncToonzClient:
                                logo_url: str | None = None,
                                idempotency_key: str | None = None, **extra: Any) -> RenderJob:
         """Submit one render (see ToonzClient.create_animation)."""
-        if (audio_path is None) == (audio_url is None):
-            raise ValueError("give exactly one of audio_path or audio_url")
-        if logo_path is not None and audio_path is None:
-            raise ValueError("logo_path is uploaded beside the audio: give audio_path, not audio_url")
-        fields = render_fields(transcript=transcript, template=template, character=character,
-                               quality=quality, format=format, title=title, webhook_url=webhook_url,
-                               priority=priority, expression=expression, captions=captions,
-                               second_character=second_character, logo_url=logo_url,
-                               **extra)
-        key = idempotency_key or new_idempotency_key()
-        if audio_url is not None:
-            body = await self._json("POST", "/v1/renders", json={"audio_url": audio_url, **fields},
-                                    idempotency_key=key)
-            return RenderJob.from_api(body)
-        uploads = {"audio": Path(audio_path)}
-        if logo_path is not None:
-            uploads["logo"] = Path(logo_path)
-        text = form_fields(fields)
+        req = create_request(audio_path, audio_url, logo_path, idempotency_key, transcript=transcript,
+                             template=template, character=character, quality=quality, format=format,
+                             title=title, webhook_url=webhook_url, priority=priority,
+                             expression=expression, captions=captions,
+                             second_character=second_character, logo_url=logo_url, **extra)
+        if req.json is not None:
+            return RenderJob.from_api(await self._json("POST", "/v1/renders", json=req.json,
+                                                       idempotency_key=req.idempotency_key))
 
         def attempt_kwargs() -> dict:
             # Files are opened afresh for each attempt: a retry sends them from the start.
             form = self._aio.FormData()
-            for k, v in text.items():
+            for k, v in req.text.items():
                 form.add_field(k, v)
             opened = []
-            for part, p in uploads.items():
+            for part, p in req.uploads.items():
                 opened.append(open(p, "rb"))
                 form.add_field(part, opened[-1], filename=p.name,
                                content_type="application/octet-stream")
             return {"data": form, "_close": opened}
 
         return RenderJob.from_api(await self._json("POST", "/v1/renders", make=attempt_kwargs,
-                                                   idempotency_key=key))
+                                                   idempotency_key=req.idempotency_key))
 
     async def create_batch(self, renders: Iterable[dict], *,
                            idempotency_key: str | None = None) -> Batch:

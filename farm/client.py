@@ -33,7 +33,7 @@ from farm.sdk_common import (DEFAULT_POLL_INTERVAL_S, DEFAULT_TIMEOUT_S, DOWNLOA
                              IDEMPOTENCY_HEADER, REPLAYABLE_METHODS, TERMINAL, USER_AGENT, Batch,
                              Page, ProgressReporter, RenderFailed, RenderJob, RenderTimeout,
                              RetryHook, RetryPolicy, artifact_param, batch_of, error_code,
-                             error_from_answer, finished, form_fields, list_params,
+                             error_from_answer, finished, create_request, list_params,
                              new_idempotency_key, page_of, parse_retry_after, render_fields,
                              retryable_status, timed_out)
 from farm.webhooks import verify_webhook
@@ -89,32 +89,22 @@ class ToonzClient:
         `logo_url` is a logo the farm fetches, like `audio_url`.
         `extra` passes further fields through as they are.
         """
-        if (audio_path is None) == (audio_url is None):
-            raise ValueError("give exactly one of audio_path or audio_url")
-        if logo_path is not None and audio_path is None:
-            raise ValueError("logo_path is uploaded beside the audio: give audio_path, not audio_url")
-        fields = render_fields(transcript=transcript, template=template, character=character,
-                               quality=quality, format=format, title=title, webhook_url=webhook_url,
-                               priority=priority, expression=expression, captions=captions,
-                               second_character=second_character, logo_url=logo_url,
-                               **extra)
-        key = idempotency_key or new_idempotency_key()
-        if audio_url is not None:
-            body = self._json("POST", "/v1/renders", json={"audio_url": audio_url, **fields},
-                              idempotency_key=key)
-            return RenderJob.from_api(body)
-        uploads = {"audio": Path(audio_path)}
-        if logo_path is not None:
-            uploads["logo"] = Path(logo_path)
-        text = form_fields(fields)
+        req = create_request(audio_path, audio_url, logo_path, idempotency_key, transcript=transcript,
+                             template=template, character=character, quality=quality, format=format,
+                             title=title, webhook_url=webhook_url, priority=priority,
+                             expression=expression, captions=captions,
+                             second_character=second_character, logo_url=logo_url, **extra)
+        if req.json is not None:
+            return RenderJob.from_api(self._json("POST", "/v1/renders", json=req.json,
+                                                 idempotency_key=req.idempotency_key))
 
         def attempt_kwargs() -> dict:
             # Files are opened afresh for each attempt: a retry sends them from the start.
-            return {"data": text, "files": {part: (p.name, open(p, "rb"), "application/octet-stream")
-                                            for part, p in uploads.items()}}
+            return {"data": req.text, "files": {part: (p.name, open(p, "rb"), "application/octet-stream")
+                                                for part, p in req.uploads.items()}}
 
         return RenderJob.from_api(self._json("POST", "/v1/renders", make=attempt_kwargs,
-                                             idempotency_key=key))
+                                             idempotency_key=req.idempotency_key))
 
     def create_batch(self, renders: Iterable[dict], *, idempotency_key: str | None = None) -> Batch:
         """Submit up to the scheduler's batch limit (50) of JSON renders ({"audio_url": ..., fields})

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import email.utils
 import json
+import os
 import random
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 from farm.errors import ToonzError, error_for
@@ -92,6 +94,35 @@ def render_fields(**fields: Any) -> dict[str, Any]:
 def form_fields(fields: Mapping[str, Any]) -> dict[str, str]:
     """The same fields as multipart text parts: booleans as "true"/"false", numbers as text."""
     return {k: ("true" if v else "false") if isinstance(v, bool) else str(v) for k, v in fields.items()}
+
+
+@dataclass(frozen=True)
+class CreateRequest:
+    """One create call, checked and built once for either client: the JSON body when
+    the audio is a URL, else the files to upload and the text parts beside them."""
+
+    idempotency_key: str
+    json: dict[str, Any] | None
+    uploads: dict[str, Path]
+    text: dict[str, str]
+
+
+def create_request(audio_path: str | os.PathLike | None, audio_url: str | None,
+                   logo_path: str | os.PathLike | None, idempotency_key: str | None,
+                   **fields: Any) -> CreateRequest:
+    """Check a create call's arguments and build its request (see create_animation)."""
+    if (audio_path is None) == (audio_url is None):
+        raise ValueError("give exactly one of audio_path or audio_url")
+    if logo_path is not None and audio_path is None:
+        raise ValueError("logo_path is uploaded beside the audio: give audio_path, not audio_url")
+    values = render_fields(**fields)
+    key = idempotency_key or new_idempotency_key()
+    if audio_url is not None:
+        return CreateRequest(key, {"audio_url": audio_url, **values}, {}, {})
+    uploads = {"audio": Path(audio_path)}
+    if logo_path is not None:
+        uploads["logo"] = Path(logo_path)
+    return CreateRequest(key, None, uploads, form_fields(values))
 
 
 def new_idempotency_key() -> str:
