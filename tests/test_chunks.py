@@ -10,22 +10,19 @@ import json
 import math
 from fractions import Fraction
 import signal
-import time
 
 import av
 import numpy as np
 import pytest
-import redis
 
 from farm import keys
 from farm.audio import probe_duration
-from farm.client import ToonzClient
 from farm.jobs import Job, JobState
 from farm.lease import month_of
-from farm.localfarm import LocalFarm
 from farm.timeline import Timeline
 from node.chunks import audio_frames
 from tests.conftest import espeak
+from tests.farms import farm_maker, job, wait_for
 from tests.media import probe
 
 TTL_S = 3.0
@@ -53,32 +50,7 @@ def narration(tmp_path_factory):
 
 @pytest.fixture
 def make_farm(tmp_path):
-    farms = []
-
-    def make(nodes: int, env: dict | None = None) -> tuple[LocalFarm, ToonzClient, redis.Redis]:
-        farm = LocalFarm(tmp_path / f"farm{len(farms)}", nodes=nodes, env={**ENV, **(env or {})}).start()
-        farms.append(farm)
-        return farm, ToonzClient(farm.scheduler_url, farm.api_key), redis.Redis.from_url(farm.redis.url)
-
-    yield make
-    for farm in farms:
-        farm.stop()
-        for log in sorted(farm.logs.glob("*.log")):  # shown by pytest when a test fails
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
-
-
-def job(r, job_id: str) -> Job:
-    return Job.from_redis(r.hgetall(keys.job(job_id)))
-
-
-def wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    yield from farm_maker(tmp_path, ENV)
 
 
 def submit(client, narration, quality: str = "preview", logo=None) -> str:

@@ -11,11 +11,10 @@ import pytest
 import redis
 
 from farm import keys
-from farm.client import ToonzClient
 from farm.jobs import Job, JobState
 from farm.lease import month_of
-from farm.localfarm import LocalFarm
 from tests.conftest import espeak
+from tests.farms import farm_maker, job, wait_for
 
 TTL_S = 3.0
 FAST_LEASES = {"TOONZ_LEASE_TTL_S": str(TTL_S), "TOONZ_REAP_INTERVAL_S": "0.3"}
@@ -31,32 +30,7 @@ def narration(tmp_path_factory):
 
 @pytest.fixture
 def make_farm(tmp_path):
-    farms = []
-
-    def make(nodes: int) -> tuple[LocalFarm, ToonzClient, redis.Redis]:
-        farm = LocalFarm(tmp_path / f"farm{len(farms)}", nodes=nodes, env=FAST_LEASES).start()
-        farms.append(farm)
-        return farm, ToonzClient(farm.scheduler_url, farm.api_key), redis.Redis.from_url(farm.redis.url)
-
-    yield make
-    for farm in farms:
-        farm.stop()
-        for log in sorted(farm.logs.glob("*.log")):  # shown by pytest when a test fails
-            print(f"--- {log.name}\n{log.read_text()[-2500:]}")
-
-
-def job(r, job_id: str) -> Job:
-    return Job.from_redis(r.hgetall(keys.job(job_id)))
-
-
-def wait_for(predicate, timeout_s: float, what: str):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+    yield from farm_maker(tmp_path, FAST_LEASES)
 
 
 def rendering(r, job_id: str) -> Job | None:
