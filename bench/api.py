@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import math
 import os
@@ -31,12 +30,12 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from farm.audio import silent_wav
 from farm.aclient import AsyncToonzClient  # noqa: E402
 from farm.errors import ToonzError  # noqa: E402
 from farm.presets import RATE_LIMITS, Tier  # noqa: E402
@@ -46,16 +45,6 @@ from farm.sdk_common import NO_RETRIES  # noqa: E402
 PHASES = ("baseline", "json", "upload")
 CLIP_S = 1.0
 FILE_SERVER_BACKLOG = 1024
-
-
-def wav(seconds: float, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buf.getvalue()
 
 
 def percentile(sorted_ms: list[float], p: float) -> float:
@@ -164,7 +153,7 @@ def main() -> int:
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         clip = Path(tmp) / "clip.wav"
-        clip.write_bytes(wav(CLIP_S))
+        clip.write_bytes(silent_wav(CLIP_S))
         port = free_port()
         # The audio's server, a process of its own: aiohttp with a deep accept queue (Python's
         # http.server queues 5 connections, and its dropped SYNs would be timed as the API's).

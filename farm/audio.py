@@ -191,3 +191,18 @@ def resample(samples: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if not chunks:
         return np.zeros(0, np.float32)
     return np.concatenate(chunks).astype(np.float32, copy=False)
+
+
+def silent_wav(seconds: float, rate: int = 16000) -> bytes:
+    """A mono 16-bit WAV of silence: what tests and benches upload when the sound
+    itself does not matter."""
+    import io
+    import wave
+
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return buf.getvalue()

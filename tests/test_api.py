@@ -6,29 +6,19 @@ nothing stored changes (Redis and the artifact store compared before and after).
 
 from __future__ import annotations
 
-import io
-import wave
 from dataclasses import replace
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from farm.audio import silent_wav
 from farm import keys
 from farm.config import Limits
 from farm.lease import LeaseClient
 from farm.config import LeaseSettings
 from farm.tenants import create_key
 
-
-def wav_bytes(seconds: float, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buf.getvalue()
 
 
 def snapshot(ns) -> tuple:
@@ -92,7 +82,7 @@ async def test_submit_get_usage(api, goforward):
 async def test_bad_api_key(api, headers, code):
     ns = await api.make()
     before = snapshot(ns)
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(1)), headers=headers)
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(1)), headers=headers)
     await expect_error(resp, 401, code)
     await expect_error(await ns.client.get("/v1/usage", headers=headers), 401, code)
     assert snapshot(ns) == before
@@ -103,10 +93,10 @@ async def test_bad_api_key(api, headers, code):
     (b"this is not audio at all, just text" * 20, {}, "unreadable_audio"),
     (b"", {}, "unreadable_audio"),
     (b"RIFF\x00\x00\x00\x00WAVEfmt garbage", {}, "unreadable_audio"),
-    (wav_bytes(1), {"template": "nope"}, "unknown_template"),
-    (wav_bytes(1), {"quality": "8k"}, "unknown_quality"),
-    (wav_bytes(1), {"character": "nobody"}, "unknown_character"),
-    (wav_bytes(1), {"format": "avi"}, "unknown_format"),
+    (silent_wav(1), {"template": "nope"}, "unknown_template"),
+    (silent_wav(1), {"quality": "8k"}, "unknown_quality"),
+    (silent_wav(1), {"character": "nobody"}, "unknown_character"),
+    (silent_wav(1), {"format": "avi"}, "unknown_format"),
 ])
 async def test_bad_render_request_changes_nothing(api, audio, fields, code):
     ns = await api.make()
@@ -142,10 +132,10 @@ async def test_free_tier_quota_edge(api):
     ns = await api.make()
     free = create_key(ns.r, "freebie", "free")
     for i in range(10):
-        resp = await ns.client.post("/v1/renders", data=form(wav_bytes(0.5)), headers=auth(free))
+        resp = await ns.client.post("/v1/renders", data=form(silent_wav(0.5)), headers=auth(free))
         assert resp.status == 202, await resp.json()
     before = snapshot(ns)
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(0.5)), headers=auth(free))
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(0.5)), headers=auth(free))
     await expect_error(resp, 402, "quota_exceeded")
     assert snapshot(ns) == before
 
@@ -154,7 +144,7 @@ async def test_tier_duration_limit(api):
     ns = await api.make()
     free = create_key(ns.r, "freebie", "free")
     before = snapshot(ns)
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(61)), headers=auth(free))
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(61)), headers=auth(free))
     await expect_error(resp, 400, "audio_too_long")
     assert snapshot(ns) == before
 
@@ -162,7 +152,7 @@ async def test_tier_duration_limit(api):
 async def test_upload_size_limit(api):
     ns = await api.make(replace(api.cfg, limits=Limits(max_upload_bytes=10_000)))
     before = snapshot(ns)
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(2)), headers=auth(ns.key))
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(2)), headers=auth(ns.key))
     await expect_error(resp, 413, "upload_too_large")
     assert snapshot(ns) == before
 
@@ -290,6 +280,6 @@ async def test_bad_priority_on_submit_changes_nothing(api):
     ns = await api.make()
     before = snapshot(ns)
     for bad in ("urgent", "500", "-3"):
-        resp = await ns.client.post("/v1/renders", data=form(wav_bytes(1), priority=bad), headers=auth(ns.key))
+        resp = await ns.client.post("/v1/renders", data=form(silent_wav(1), priority=bad), headers=auth(ns.key))
         await expect_error(resp, 400, "invalid_priority")
     assert snapshot(ns) == before

@@ -13,6 +13,7 @@ import pytest
 import redis
 from aiohttp import web
 
+from farm.audio import silent_wav
 from farm import keys
 from farm.config import Limits, SchedulerConfig
 from farm.errors import QuotaExceeded
@@ -22,7 +23,7 @@ from farm.tenants import Principal, Tier, create_key, digest
 from scheduler import creation
 from scheduler.app import create_app
 from scheduler.intake import validate_fields
-from tests.test_api import auth, expect_error, form, snapshot, wav_bytes
+from tests.test_api import auth, expect_error, form, snapshot
 
 
 def everything(ns) -> dict:
@@ -53,7 +54,7 @@ async def origin(aiohttp_server):
         if request.path == "/missing.wav":
             return web.Response(status=404)
         seconds = {"/b.wav": 0.7, "/long.wav": 61}.get(request.path, 0.5)
-        return web.Response(body=wav_bytes(seconds), content_type="audio/wav")
+        return web.Response(body=silent_wav(seconds), content_type="audio/wav")
 
     app = web.Application()
     app.router.add_get("/{name}", serve)
@@ -212,7 +213,7 @@ async def test_rate_limit_edge_per_key_and_per_tenant(api, admin):
     resp = await ns.client.get("/v1/usage", headers=auth(ns.key))
     await expect_error(resp, 429, "rate_limited")
     assert int(resp.headers["Retry-After"]) >= 1
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(0.5)), headers=auth(ns.key))
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(0.5)), headers=auth(ns.key))
     await expect_error(resp, 429, "rate_limited")
     assert everything(ns) == before  # a refusal takes no token and stores nothing
 
@@ -245,7 +246,7 @@ async def test_rate_limits_can_be_switched_off(api):
 
 async def test_idempotent_upload_retry_returns_the_first_answer(api):
     ns = await api.make()
-    audio = wav_bytes(0.5)
+    audio = silent_wav(0.5)
     headers = {**auth(ns.key), "Idempotency-Key": "order-42"}
     first = await ns.client.post("/v1/renders", data=form(audio, quality="preview"), headers=headers)
     body = await first.json()
@@ -256,7 +257,7 @@ async def test_idempotent_upload_retry_returns_the_first_answer(api):
     assert job_count(ns) == 1
 
     before = snapshot(ns)
-    for changed in (form(wav_bytes(0.6), quality="preview"), form(audio, quality="hd")):
+    for changed in (form(silent_wav(0.6), quality="preview"), form(audio, quality="hd")):
         resp = await ns.client.post("/v1/renders", data=changed, headers=headers)
         await expect_error(resp, 409, "idempotency_key_reused")
     assert snapshot(ns) == before and job_count(ns) == 1
@@ -288,10 +289,10 @@ async def test_a_refused_request_does_not_spend_its_idempotency_key(api):
     ns = await api.make()
     headers = {**auth(ns.key), "Idempotency-Key": "retry-me"}
     before = snapshot(ns)
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(0.5), template="nope"), headers=headers)
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(0.5), template="nope"), headers=headers)
     await expect_error(resp, 400, "unknown_template")
     assert snapshot(ns) == before
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(0.5)), headers=headers)
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(0.5)), headers=headers)
     assert resp.status == 202
 
 
@@ -299,7 +300,7 @@ async def test_a_refused_request_does_not_spend_its_idempotency_key(api):
 async def test_malformed_idempotency_key(api, key):
     ns = await api.make()
     before = snapshot(ns)
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(0.5)),
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(0.5)),
                                 headers={**auth(ns.key), "Idempotency-Key": key})
     await expect_error(resp, 400, "invalid_idempotency_key")
     assert snapshot(ns) == before
@@ -404,7 +405,7 @@ async def test_batch_must_fit_the_quota_whole(api, origin):
     ns = await api.make(open_urls(api))
     free = auth(create_key(ns.r, "freebie", "free"))
     for _ in range(8):
-        assert (await ns.client.post("/v1/renders", data=form(wav_bytes(0.5)), headers=free)).status == 202
+        assert (await ns.client.post("/v1/renders", data=form(silent_wav(0.5)), headers=free)).status == 202
     items = [{"audio_url": origin.url("a.wav")}] * 3
     before, hits = snapshot(ns), len(origin.hits)
     resp = await ns.client.post("/v1/renders/batch", json={"renders": items}, headers=free)
@@ -420,7 +421,7 @@ async def test_concurrent_batches_share_the_quota_whole(api, origin):
     ns = await api.make(open_urls(api))
     free = auth(create_key(ns.r, "freebie", "free"))
     for _ in range(4):
-        assert (await ns.client.post("/v1/renders", data=form(wav_bytes(0.5)), headers=free)).status == 202
+        assert (await ns.client.post("/v1/renders", data=form(silent_wav(0.5)), headers=free)).status == 202
     items = {"renders": [{"audio_url": origin.url("a.wav")}] * 4}
     answers = await asyncio.gather(*(ns.client.post("/v1/renders/batch", json=items, headers=free)
                                      for _ in range(2)))
@@ -433,7 +434,7 @@ async def test_batch_admission_is_atomic(api, tmp_path):
     ns = await api.make()
     free = create_key(ns.r, "freebie", "free")
     for _ in range(8):
-        assert (await ns.client.post("/v1/renders", data=form(wav_bytes(0.5)), headers=auth(free))).status == 202
+        assert (await ns.client.post("/v1/renders", data=form(silent_wav(0.5)), headers=auth(free))).status == 202
     app = ns.client.server.app
     tenant_id = ns.r.hget(keys.TENANT_NAMES, "freebie").decode()
     who = Principal(tenant_id, "freebie", Tier.FREE, "api", "key_00000000")
@@ -443,7 +444,7 @@ async def test_batch_admission_is_atomic(api, tmp_path):
         out = []
         for _ in range(n):
             path = tmp_path / f"upload-{job_count(ns)}-{len(out)}.wav"
-            path.write_bytes(wav_bytes(0.5))
+            path.write_bytes(silent_wav(0.5))
             out.append(await creation.prepare(app, who, spec, path))  # removes the upload
         return out
 

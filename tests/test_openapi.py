@@ -13,12 +13,10 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import socket
 import threading
-import wave
 from contextlib import closing
 from types import SimpleNamespace
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +32,7 @@ from schemathesis.core import NotSet
 from schemathesis.specs.openapi.checks import (content_type_conformance, response_headers_conformance,
                                                response_schema_conformance, status_code_conformance)
 
+from farm.audio import silent_wav
 from farm import keys
 from farm.config import LeaseSettings, Limits, SchedulerConfig
 from farm.jobs import JobState
@@ -57,16 +56,6 @@ METHODS = ("get", "post", "put", "patch", "delete")
 # Every URL a generated request carries is pointed here: a reserved address (TEST-NET-1) the
 # scheduler refuses without contacting it, so fuzzing sends nothing off this machine.
 UNREACHABLE_HOST = "192.0.2.10"
-
-
-def wav_bytes(seconds: float = 1.0, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buf.getvalue()
 
 
 class ServedApp:
@@ -227,7 +216,7 @@ async def test_what_schemathesis_found_stays_fixed(aiohttp_client, r, redis_url,
     before = snapshot(ns)
     body = (b"--b0\r\nContent-Disposition: form-data; name=\"\xf1\xa3\x1a\"\r\n\r\n{}\r\n"
             b"--b0\r\nContent-Disposition: form-data; name=\"audio\"; filename=\"a.wav\"\r\n\r\n"
-            + wav_bytes(0.5) + b"\r\n--b0--\r\n")
+            + silent_wav(0.5) + b"\r\n--b0--\r\n")
     resp = await client.post("/v1/renders", data=body, headers={
         **bearer(key), "Content-Type": "multipart/form-data; boundary=b0"})
     got = await resp.json()
@@ -324,7 +313,7 @@ def succeed(ns, job_id: str) -> None:
 
 def test_documented_answers_match_the_description(served):
     ns, call = served, Tour(served)
-    audio = {"audio": wav_bytes(1.0), "transcript": "Hello there.", "quality": "preview"}
+    audio = {"audio": silent_wav(1.0), "transcript": "Hello there.", "quality": "preview"}
     multipart = {"body": audio, "media_type": "multipart/form-data"}
 
     # renders: create, replay, list, get, succeed, download, follow, cancel
@@ -454,7 +443,7 @@ def test_refusals_for_quota_and_rate_match_the_description(served, tmp_path):
     tenant = ns.r.hget(keys.TENANT_NAMES, "freebie").decode()
     ns.r.hset(keys.usage(tenant, month_of()), "renders", 10)  # ten renders charged already
     call = Tour(ns)
-    call("POST", "/v1/renders", 402, key=free_key, body={"audio": wav_bytes(0.5)}, media_type="multipart/form-data")
+    call("POST", "/v1/renders", 402, key=free_key, body={"audio": silent_wav(0.5)}, media_type="multipart/form-data")
 
     limits = Limits(rate_limit=RateLimit(0.01, 1), allow_private_urls=False)
     cfg = SchedulerConfig(redis_url=ns.cfg.redis_url, data_dir=tmp_path / "limited", limits=limits)

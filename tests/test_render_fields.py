@@ -20,13 +20,14 @@ from aiohttp import web
 from PIL import Image
 
 from assets.overlay import MAX_LOGO_BYTES, MAX_LOGO_PIXELS
+from farm.audio import silent_wav
 from farm import keys
 from farm.config import LeaseSettings, Limits
 from farm.jobs import Job
 from farm.lease import LeaseClient
 from farm.localfarm import LocalFarm
 from tests.media import probe
-from tests.test_api import auth, expect_error, snapshot, wav_bytes
+from tests.test_api import auth, expect_error, snapshot
 
 PODCAST_TEXT = "HOST: Welcome back to the show.\nGUEST: Thanks for having me."
 
@@ -64,7 +65,7 @@ async def job_of(ns, job_id: str) -> dict:
 @pytest.fixture
 async def origin(aiohttp_server):
     """A local web server: speech.wav, logo.png, logo.gif, huge.png (over the logo limit)."""
-    files = {"/speech.wav": wav_bytes(1), "/logo.png": image_bytes("PNG"),
+    files = {"/speech.wav": silent_wav(1), "/logo.png": image_bytes("PNG"),
              "/logo.gif": image_bytes("GIF"), "/huge.png": b"\x89PNG" + b"\x00" * MAX_LOGO_BYTES}
     async def serve(request: web.Request) -> web.Response:
         return web.Response(body=files[request.path])
@@ -79,7 +80,7 @@ async def origin(aiohttp_server):
 async def test_every_field_is_accepted_recorded_and_served_to_the_node(api):
     ns = await api.make()
     logo = image_bytes("PNG")
-    body = await create(ns, data=upload(wav_bytes(1), (logo,), template="podcast", character="toonz",
+    body = await create(ns, data=upload(silent_wav(1), (logo,), template="podcast", character="toonz",
                                         second_character="bolt", expression="happy", captions="false",
                                         transcript=PODCAST_TEXT))
     job = await job_of(ns, body["job_id"])
@@ -104,14 +105,14 @@ async def test_every_field_is_accepted_recorded_and_served_to_the_node(api):
 
 async def test_defaults_and_boolean_spellings(api):
     ns = await api.make()
-    plain = await job_of(ns, (await create(ns, data=upload(wav_bytes(1))))["job_id"])
+    plain = await job_of(ns, (await create(ns, data=upload(silent_wav(1))))["job_id"])
     assert (plain["expression"], plain["captions"], plain["second_character"], plain["logo"]) == \
         ("neutral", None, None, False)
     for raw, want in (("1", True), ("0", False), ("TRUE", True), ("true", True)):
-        job = await job_of(ns, (await create(ns, data=upload(wav_bytes(1), captions=raw)))["job_id"])
+        job = await job_of(ns, (await create(ns, data=upload(silent_wav(1), captions=raw)))["job_id"])
         assert job["captions"] is want, raw
     # A podcast names no second character: the template's default is left to the node.
-    pod = await job_of(ns, (await create(ns, data=upload(wav_bytes(1), template="podcast",
+    pod = await job_of(ns, (await create(ns, data=upload(silent_wav(1), template="podcast",
                                                          transcript=PODCAST_TEXT)))["job_id"])
     assert pod["second_character"] is None and pod["template"] == "podcast"
     # A lease: the node without a logo gets a 404, never another job's file.
@@ -163,7 +164,7 @@ LOGOS = {  # built when a test asks: the widest one is large in memory
 async def test_bad_values_are_refused_and_nothing_is_stored(api, fields, logos, code):
     ns = await api.make()
     before = snapshot(ns)
-    data = upload(wav_bytes(1), tuple(LOGOS[name]() for name in logos), **fields)
+    data = upload(silent_wav(1), tuple(LOGOS[name]() for name in logos), **fields)
     resp = await ns.client.post("/v1/renders", data=data, headers=auth(ns.key))
     await expect_error(resp, 400, code)
     assert snapshot(ns) == before
@@ -230,10 +231,10 @@ async def test_logo_url_to_a_private_host_is_refused_unless_allow_listed(api, or
 async def test_an_idempotent_retry_must_carry_the_same_logo(api):
     ns = await api.make()
     key = {"Idempotency-Key": "logo-1"}
-    first = await create(ns, data=upload(wav_bytes(1), (image_bytes("PNG"),)), headers=key)
-    again = await create(ns, data=upload(wav_bytes(1), (image_bytes("PNG"),)), headers=key)
+    first = await create(ns, data=upload(silent_wav(1), (image_bytes("PNG"),)), headers=key)
+    again = await create(ns, data=upload(silent_wav(1), (image_bytes("PNG"),)), headers=key)
     assert again["job_id"] == first["job_id"]
-    resp = await ns.client.post("/v1/renders", data=upload(wav_bytes(1), (image_bytes("PNG", (65, 32)),)),
+    resp = await ns.client.post("/v1/renders", data=upload(silent_wav(1), (image_bytes("PNG", (65, 32)),)),
                                 headers={**auth(ns.key), **key})
     await expect_error(resp, 409, "idempotency_key_reused")
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import io
 import json
 import subprocess
 import sys
 import threading
-import wave
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -26,6 +24,7 @@ import redis
 import requests
 from aiohttp import web
 
+from farm.audio import silent_wav
 from farm.aclient import AsyncToonzClient
 from farm.client import ToonzClient, verify_webhook
 from farm.config import Limits, SchedulerConfig
@@ -41,16 +40,6 @@ from scheduler.app import create_app
 from tests.conftest import REPO, espeak
 
 FAST = RetryPolicy(backoff_base_s=0.05, backoff_max_s=0.5)  # quick backoff; Retry-After still honoured
-
-
-def wav_bytes(seconds: float, rate: int = 16000) -> bytes:
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(b"\x00\x00" * int(seconds * rate))
-    return buf.getvalue()
 
 
 class Served:
@@ -128,7 +117,7 @@ def sdk(request):
 @pytest.fixture
 def audio_server(served):
     """Serves WAVs by name; ?delay=S answers after S seconds. `hits` counts requests."""
-    ns = SimpleNamespace(files={"a.wav": wav_bytes(0.5), "b.wav": wav_bytes(0.8)}, hits=0)
+    ns = SimpleNamespace(files={"a.wav": silent_wav(0.5), "b.wav": silent_wav(0.8)}, hits=0)
 
     async def serve(request: web.Request) -> web.Response:
         ns.hits += 1
@@ -164,7 +153,7 @@ def farm_api(served, redis_url, tmp_path):
 def test_create_get_list_and_cancel(sdk, farm_api, audio_server, tmp_path):
     client = sdk(farm_api.start(), farm_api.key())
     upload = tmp_path / "speech.wav"
-    upload.write_bytes(wav_bytes(1.0))
+    upload.write_bytes(silent_wav(1.0))
     first = client.create_animation(audio_path=upload, transcript="hello", quality="preview",
                                     captions=False)
     assert first.state == "queued" and first.price == 0.1 and first.raw["duration_s"] == 1.0
@@ -236,7 +225,7 @@ def test_errors_are_typed(sdk, farm_api, tmp_path):
         client.get("r_0123456789abcdef")
     assert exc.value.code == "job_not_found" and exc.value.request_id
     upload = tmp_path / "a.wav"
-    upload.write_bytes(wav_bytes(0.5))
+    upload.write_bytes(silent_wav(0.5))
     with pytest.raises(InvalidInput) as exc:
         client.create_animation(audio_path=upload, quality="8k")
     assert exc.value.code == "unknown_quality" and exc.value.status == 400

@@ -18,6 +18,7 @@ from types import SimpleNamespace
 import pytest
 from aiohttp import web
 
+from farm.audio import silent_wav
 from farm import keys
 from farm.config import Limits, LeaseSettings, SchedulerConfig, WebhookSettings
 from farm.errors import InvalidInput
@@ -27,7 +28,7 @@ from farm.webhooks import BACKOFF_FACTORS, MAX_ATTEMPTS, retry_delay, sign, veri
 from scheduler import urlcheck
 from scheduler.dispatch import GROUP
 from scheduler.webhooks import MAX_WEBHOOKS_PER_TENANT
-from tests.test_api import auth, expect_error, form, snapshot, wav_bytes
+from tests.test_api import auth, expect_error, form, snapshot
 
 ALLOW_LOCAL = Limits(url_allowlist=("127.0.0.1",))
 FAST = WebhookSettings(timeout_s=5.0, backoff_base_s=0.05, poll_s=0.05)
@@ -112,7 +113,7 @@ async def logged(ns, webhook_id: str, n: int) -> list[dict] | None:
 
 
 async def submit(ns, **fields) -> str:
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(1), **fields), headers=auth(ns.key))
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(1), **fields), headers=auth(ns.key))
     body = await resp.json()
     assert resp.status == 202, body
     return body["job_id"]
@@ -243,10 +244,10 @@ async def test_private_urls_are_refused_and_never_contacted(farm, receiver):
         resp = await ns.client.post("/v1/webhooks", json={"url": url}, headers=auth(ns.key))
         await expect_error(resp, 400, "url_not_allowed")
     # A render's own webhook_url follows the same rules.
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(1), webhook_url=receiver.url()),
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(1), webhook_url=receiver.url()),
                                 headers=auth(ns.key))
     await expect_error(resp, 400, "url_not_allowed")
-    resp = await ns.client.post("/v1/renders", data=form(wav_bytes(1), webhook_url="gopher://x/"),
+    resp = await ns.client.post("/v1/renders", data=form(silent_wav(1), webhook_url="gopher://x/"),
                                 headers=auth(ns.key))
     await expect_error(resp, 400, "invalid_url")
     assert_unchanged(ns, before)
