@@ -15,7 +15,7 @@ from farm.config import SchedulerConfig
 from farm.store import LocalStore
 from scheduler.context import CONFIG, REDIS, SCRIPTS, STORE
 from scheduler.dispatch import dispatcher_ctx
-from scheduler.errors import error_middleware
+from scheduler.errors import error_middleware, stamp_request_id
 from scheduler.reaper import Reaper
 from scheduler.routes import setup_routes
 from scheduler.throughput import sampler_ctx
@@ -59,6 +59,7 @@ def create_app(config: SchedulerConfig) -> web.Application:
     app.cleanup_ctx.append(_reaper_ctx)
     app.cleanup_ctx.append(dispatcher_ctx)  # webhooks: after Redis, stopped before it
     app.cleanup_ctx.append(sampler_ctx)  # the console's throughput chart: after Redis
+    app.on_response_prepare.append(stamp_request_id)
     setup_routes(app)
     return app
 

@@ -22,6 +22,16 @@ def _unread_body_closes(request: web.Request, resp: web.Response) -> web.Respons
     return resp
 
 
+REQUEST_ID = web.RequestKey("request_id", str)  # kept on the request by the middleware
+
+
+async def stamp_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response names its request, streams (SSE, CSV) too,
+    whose headers leave before the middleware sees the response."""
+    if REQUEST_ID in request:
+        response.headers.setdefault("X-Request-Id", request[REQUEST_ID])
+
+
 def error_response(status: int, code: str, message: str, request_id: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message, "request_id": request_id}},
                              status=status, headers={"X-Request-Id": request_id})
@@ -30,6 +40,7 @@ def error_response(status: int, code: str, message: str, request_id: str) -> web
 @web.middleware
 async def error_middleware(request: web.Request, handler):
     request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+    request[REQUEST_ID] = request_id
     try:
         resp = await handler(request)
     except ToonzError as exc:

@@ -283,3 +283,14 @@ async def test_bad_priority_on_submit_changes_nothing(api):
         resp = await ns.client.post("/v1/renders", data=form(silent_wav(1), priority=bad), headers=auth(ns.key))
         await expect_error(resp, 400, "invalid_priority")
     assert snapshot(ns) == before
+
+
+async def test_streamed_answers_name_their_request_too(api):
+    """A CSV (streamed) carries X-Request-Id like every JSON answer does."""
+    ns = await api.make()
+    headers = {**auth(ns.key), "X-Request-Id": "req-stream-1"}
+    resp = await ns.client.get("/v1/invoices/2026-01.csv", headers=headers)
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
+    assert resp.headers["X-Request-Id"] == "req-stream-1"
+    resp = await ns.client.get("/v1/usage", headers=headers)
+    assert resp.headers["X-Request-Id"] == "req-stream-1"
