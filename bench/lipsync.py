@@ -3,10 +3,11 @@
     .venv/bin/python bench/lipsync.py [--runs 5] [--seconds 60] [--long-seconds 600]
 
 Speed: `toonz lipsync` as a whole process (interpreter start, imports, decoding,
-lip sync, writing Rhubarb JSON), with and without the transcript, on a narration
-of --seconds or more synthesized with espeak-ng; real-time factor = audio seconds
-over wall seconds, median of --runs, the two modes alternating so both see the
-same load; also the CPU seconds of all its processes. Memory, on that clip and on
+lip sync, writing Rhubarb JSON), with and without the transcript (without one the
+words are heard first, then aligned) and with the phonetic recognizer (the phone
+loop), on a narration of --seconds or more synthesized with espeak-ng; real-time
+factor = audio seconds over wall seconds, median of --runs, the modes alternating
+so all see the same load; also the CPU seconds of all its processes. Memory, on that clip and on
 a --long-seconds one: the largest process's peak RSS and the peak of all its
 processes' proportional set sizes (workers included, sampled every 20 ms).
 
@@ -154,7 +155,8 @@ def narration(espeak: Espeak, seconds: float, path: Path) -> tuple[Path, Path, f
     return path, transcript, espeak.seconds()
 
 
-def run_cli(audio: Path, transcript: Path | None, out: Path, sample_memory: bool = False) -> dict:
+def run_cli(audio: Path, transcript: Path | None, out: Path, sample_memory: bool = False,
+            recognizer: str | None = None) -> dict:
     """One whole `toonz lipsync` process: wall seconds, CPU seconds (workers included),
     and when `sample_memory`, the peak RSS of its largest process and the peak PSS
     of all of them, sampled every 20 ms. (Not ru_maxrss: Linux carries the forking
@@ -164,6 +166,8 @@ def run_cli(audio: Path, transcript: Path | None, out: Path, sample_memory: bool
     cmd = [sys.executable, "-m", "farm.cli.main", "lipsync", str(audio), "-f", "json", "-o", str(out)]
     if transcript:
         cmd += ["-d", str(transcript)]
+    if recognizer:
+        cmd += ["-r", recognizer]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO)
     largest = tree = 0
@@ -213,16 +217,31 @@ def rhubarb(binary: Path, audio: Path, dialog: Path | None, out: Path) -> tuple[
     return Timeline.from_rhubarb_json(json.loads(out.read_text())), wall
 
 
+def word_error_rate(said: list[list[str]], heard: list[list[str]]) -> float:
+    """Word error rate (substitutions, deletions, insertions over words said), summed over clips."""
+    errors = total = 0
+    for ref, hyp in zip(said, heard):
+        row = list(range(len(hyp) + 1))  # edit distance, one row at a time
+        for i, r in enumerate(ref, 1):
+            prev, row[0] = row[0], i
+            for j, h in enumerate(hyp, 1):
+                prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (r != h))
+        errors += row[-1]
+        total += len(ref)
+    return errors / max(1, total)
+
+
 def quality(espeak: Espeak, work: Path, rhubarb_bin: Path | None = None) -> dict:
     from farm.audio import decode_audio
     from farm.timeline import MouthCue, Timeline
     from node.lipsync import energy, lipsync
     from node.lipsync.text import normalize_transcript
 
-    modes: dict[str, list] = {"with transcript": [], "without": [], "loudness only (B/X)": []}
+    modes: dict[str, list] = {"with transcript": [], "without (words heard)": [],
+                              "phonetic (phone loop)": [], "loudness only (B/X)": []}
     if rhubarb_bin:
         modes |= {"Rhubarb 1.13, dialog file": [], "Rhubarb 1.13, no dialog": []}
-    word_errors, seconds = [], 0.0
+    word_errors, seconds, heard, said = [], 0.0, [], []
     for i, (voice, wpm) in enumerate(VOICES * 2):
         text = " ".join(SENTENCES[(2 * i + k) % len(SENTENCES)] for k in range(2))
         phones, word_starts = espeak.say(text, voice, wpm - 15 * (i // len(VOICES)), work / f"q{i}.wav")
@@ -233,7 +252,11 @@ def quality(espeak: Espeak, work: Path, rhubarb_bin: Path | None = None) -> dict
         levels = energy.measure(samples)
         flap = Timeline(duration, tuple(MouthCue(t / 100, min(duration, (t + 1) / 100), "X" if q else "B")
                                         for t, q in enumerate(levels.quiet)))
-        for mode, tl in (("with transcript", aligned), ("without", lipsync(samples, workers=1)),
+        recognised = lipsync(samples, workers=1)
+        heard.append([w.word for w in recognised.words])
+        said.append(normalize_transcript(text))
+        for mode, tl in (("with transcript", aligned), ("without (words heard)", recognised),
+                         ("phonetic (phone loop)", lipsync(samples, workers=1, recognizer="phonetic")),
                          ("loudness only (B/X)", flap)):
             modes[mode].append((score(tl, phones, duration), duration))
         if rhubarb_bin:
@@ -247,6 +270,7 @@ def quality(espeak: Espeak, work: Path, rhubarb_bin: Path | None = None) -> dict
     out = {mode: {"strict": sum(s[0] * d for s, d in rows) / seconds,
                   "tolerant": sum(s[1] * d for s, d in rows) / seconds} for mode, rows in modes.items()}
     out["clips"], out["seconds"], out["modes"] = len(VOICES) * 2, seconds, list(modes)
+    out["words_heard_word_error_rate"] = word_error_rate(said, heard)
     out["word_start_error_ms_median"] = 1000 * statistics.median(word_errors) if word_errors else None
     return out
 
@@ -282,6 +306,7 @@ def main() -> None:
     for mode in qual["modes"]:
         print(f"| {mode} | {qual[mode]['strict']:.3f} | {qual[mode]['tolerant']:.3f} |")
     print(f"\nword starts (with transcript): median error {qual['word_start_error_ms_median']:.0f} ms")
+    print(f"words heard without a transcript: word error rate {qual['words_heard_word_error_rate']:.2f}")
     result = {"bench": "lipsync", "runs": args.runs, "clip_s": seconds, "long_clip_s": long_seconds,
               "speed": speed, "memory": memory, "quality": qual, "cpus": os.cpu_count(), "load_average": load,
               "rhubarb": str(rhubarb_bin) if rhubarb_bin else None,
@@ -296,12 +321,13 @@ def measure_speed(espeak: Espeak, work: Path, args, rhubarb_bin: Path | None) ->
     """Whole-process real-time factors (ours alternating with Rhubarb's when present) and
     peak memory on the speed clip and the long clip."""
     clip, text, seconds = narration(espeak, args.seconds, work / "clip.wav")
-    runs: dict[str, list[dict]] = {"with transcript": [], "without": []}
+    runs: dict[str, list[dict]] = {"with transcript": [], "without": [], "phonetic": []}
     rh_runs: dict[str, list[float]] = {"with transcript": [], "without": []}
     run_cli(clip, text, work / "warm.json")  # first run warms the page cache
     for _ in range(args.runs):
         runs["with transcript"].append(run_cli(clip, text, work / "a.json"))
         runs["without"].append(run_cli(clip, None, work / "b.json"))
+        runs["phonetic"].append(run_cli(clip, None, work / "p.json", recognizer="phonetic"))
         if rhubarb_bin:  # Rhubarb takes tens of seconds a run: once per round is plenty
             rh_runs["with transcript"].append(rhubarb(rhubarb_bin, clip, text, work / "r.json")[1])
             rh_runs["without"].append(rhubarb(rhubarb_bin, clip, None, work / "r.json")[1])
@@ -313,7 +339,7 @@ def measure_speed(espeak: Espeak, work: Path, args, rhubarb_bin: Path | None) ->
                     "wall_s": [round(r["wall_s"], 3) for r in rs],
                     "cpu_s_median": statistics.median(r["cpu_s"] for r in rs),
                     "rhubarb_rtf_median": (statistics.median(seconds / w for w in rh_runs[mode])
-                                           if rh_runs[mode] else None)}
+                                           if rh_runs.get(mode) else None)}
              for mode, rs in runs.items()}
     return speed, memory, seconds, long_seconds
 
@@ -328,6 +354,8 @@ def print_speed(speed: dict, memory: dict, seconds: float, long_seconds: float, 
         print(f"| Rhubarb 1.13 real-time factor, same clip | "
               f"{speed['with transcript']['rhubarb_rtf_median']:.2f}x | "
               f"{speed['without']['rhubarb_rtf_median']:.2f}x |")
+    print(f"| real-time factor, phonetic recognizer (phone loop) | | "
+          f"{speed['phonetic']['rtf_median']:.1f}x |")
     print(f"| CPU seconds (all processes), {seconds:.0f} s clip | {speed['with transcript']['cpu_s_median']:.2f} "
           f"| {speed['without']['cpu_s_median']:.2f} |")
     print(f"| real-time factor, {long_seconds:.0f} s clip (wall, one run) | "

@@ -152,3 +152,7 @@ def output_format(name: str) -> str:
         raise InvalidInput(f"unknown format {name!r}; choose one of {', '.join(FORMATS)}",
                            code="unknown_format")
     return name
+
+# Lip-sync recognizers (node/lipsync), Rhubarb's two: "pocketsphinx" aligns a transcript, or
+# without one hears English words and aligns those; "phonetic" hears phones, any language.
+RECOGNIZERS = ("pocketsphinx", "phonetic")

@@ -183,14 +183,14 @@ def test_mismatched_transcript_falls_back(sample: np.ndarray, transcript: str) -
 @pytest.mark.parametrize("transcript", ["", "   ", "?!", "..."])
 def test_empty_transcripts_mean_none(sample: np.ndarray, transcript: str) -> None:
     tl = lipsync(sample, transcript)
-    assert tl.words == ()
+    assert [w.word for w in tl.words] == SAMPLE_WORDS  # heard, as without a transcript
     assert {c.shape for c in tl.cues} - {"X"}
 
 
 # --- without a transcript ------------------------------------------------------------
 
 def test_phone_recognition_without_transcript(sample: np.ndarray) -> None:
-    tl = lipsync(sample)
+    tl = lipsync(sample, recognizer="phonetic")
     duration = sample.size / 16000
     assert_well_formed(tl, duration)
     assert tl.words == ()
@@ -341,3 +341,15 @@ def test_rules_lead_and_pause() -> None:
     assert "X" not in frames(ShapeRules(tween=False, pause_frames=30))[60:80]
     # In-betweens: the jump from closed (A) to wide open (D) passes through C.
     assert "AC" in "".join(c.shape for c in build_cues(phones, levels, 1.5, ShapeRules(tween=True)))
+
+
+def test_without_a_transcript_the_words_are_heard(sample: np.ndarray) -> None:
+    # The real recording: the language model hears all four words, which are then
+    # aligned like a transcript, so the timeline has word timings (captions) too.
+    tl = lipsync(sample, workers=1)
+    assert [w.word for w in tl.words] == SAMPLE_WORDS
+    assert all(a.end <= b.start + 1e-9 for a, b in zip(tl.words, tl.words[1:]))
+    shapes = {c.shape for c in tl.cues}
+    assert "X" in shapes and len(shapes) >= 4  # rests at the ends, moves between
+    # The phone loop ("phonetic") hears sounds only: no words.
+    assert lipsync(sample, recognizer="phonetic", workers=1).words == ()

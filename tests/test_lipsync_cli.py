@@ -72,6 +72,8 @@ def test_extended_shapes_and_recognizers(goforward, dialog) -> None:
     res = toonz("lipsync", goforward[0], "-r", "phonetic", "--recognizer", "phonetic", "-d", dialog, "-q")
     assert res.returncode == 0, res.stderr
     assert set(line.split("\t")[1] for line in res.stdout.splitlines()) - {"X"}
+    res = toonz("lipsync", goforward[0], "-r", "sphinx3")
+    assert res.returncode != 0 and "phonetic" in res.stderr  # the choices are named
 
 
 def test_help_teaches_formats_shapes_and_flags() -> None:

@@ -76,7 +76,7 @@ def test_workers_give_the_same_timeline_as_one_process(narration) -> None:
         inline = lipsync(samples, transcript, workers=1)
         parallel = lipsync(samples, transcript, workers=2)
         assert parallel == inline
-    assert [w.word for w in inline.words] == [] and len(parallel.cues) > 20
+    assert len(inline.words) > 20 and len(parallel.cues) > 20  # words heard, without a transcript
     aligned = lipsync(samples, text, workers=2)
     assert [w.word for w in aligned.words] == words_of(*SENTENCES)
     assert all(a.end <= b.start for a, b in zip(aligned.words, aligned.words[1:]))

@@ -11,6 +11,8 @@ import os
 import sys
 from pathlib import Path
 
+from farm.presets import RECOGNIZERS
+
 FORMATS = ("tsv", "json", "xml", "dat")
 # What -o's extension says when -f is not given; otherwise TSV, Rhubarb's default.
 _FORMAT_BY_SUFFIX = {".tsv": "tsv", ".txt": "tsv", ".json": "json", ".xml": "xml", ".dat": "dat"}
@@ -62,10 +64,11 @@ def add_parser(sub) -> None:
     ls.add_argument("-o", "--output", type=Path, metavar="FILE", help="output file (default: standard output)")
     ls.add_argument("--extended-shapes", "--extendedShapes", dest="extended_shapes", default="GHX",
                     metavar="SHAPES", help="which of G, H, X the character has (default GHX; '' for none)")
-    ls.add_argument("-r", "--recognizer", choices=("pocketsphinx", "phonetic"), default="pocketsphinx",
+    ls.add_argument("-r", "--recognizer", choices=RECOGNIZERS, default="pocketsphinx",
                     metavar="RECOGNIZER",
-                    help="pocketsphinx: English, uses the transcript (default); phonetic: speech "
-                         "sounds only, for any language (ignores -d)")
+                    help="pocketsphinx: English; aligns the transcript, or without -d hears the "
+                         "words first (default); phonetic: speech sounds only, for any language, "
+                         "5x faster without -d (ignores -d)")
     ls.add_argument("--dat-frame-rate", "--datFrameRate", dest="dat_frame_rate", type=float, default=24.0,
                     metavar="FPS", help="frame rate of the dat format, 24 to 100 (default 24)")
     ls.add_argument("--dat-use-preston-blair", "--datUsePrestonBlair", dest="dat_preston_blair",

@@ -19,13 +19,14 @@ from typing import IO, Any
 import numpy as np
 
 from farm.errors import InvalidInput
-from farm.presets import TIER_LIMITS, Tier
+from farm.presets import RECOGNIZERS, TIER_LIMITS, Tier
 from farm.timeline import Timeline, WordTiming
 from node.lipsync import energy, pool
 from node.lipsync.decode import decode_chunks
 from node.lipsync.segment import speech_chunks
 from node.lipsync.shapes import RULES, ShapeRules, build_cues
 from node.lipsync.sphinx import FRAME_RATE, RATE, Span
+from node.lipsync.words import recognize_chunks
 from node.lipsync.text import latin_share, normalize_transcript
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,6 @@ MAX_TRANSCRIPT_CHARS = 20 * MAX_TRANSCRIPT_WORDS  # so one giant "word" is refus
 # Below this share of Latin letters a transcript is in another script (Cyrillic,
 # CJK...): the English models cannot align it, so the audio is recognised instead.
 MIN_LATIN_SHARE = 0.5
-RECOGNIZERS = ("pocketsphinx", "phonetic")
 # Encoders pad the last audio frame; do not call that "too long".
 _LENGTH_SLACK_S = 0.05
 
@@ -49,8 +49,10 @@ def lipsync(samples: np.ndarray, transcript: str | None = None, *, rate: int = R
             max_transcript_words: int = MAX_TRANSCRIPT_WORDS, rules: ShapeRules = RULES) -> Timeline:
     """Mouth cues for mono `samples` (float in [-1, 1], or int16 PCM) at `rate` Hz.
 
-    `recognizer` "pocketsphinx" aligns the transcript when there is one (English);
-    "phonetic" ignores it and recognises phones, for speech in any language.
+    `recognizer` "pocketsphinx" aligns the transcript when there is one (English), and
+    without one recognises English words and aligns those (node/lipsync/words.py);
+    "phonetic" ignores any transcript and recognises phones, for any language (as does
+    "pocketsphinx" for a transcript in another script).
     `workers` processes decode long audio in parallel (default: one per CPU).
     `Timeline.words` holds the aligned words as normalised for alignment ("10"
     becomes "ten"), empty when no transcript was given or none of it fit.
@@ -71,7 +73,10 @@ def lipsync(samples: np.ndarray, transcript: str | None = None, *, rate: int = R
         raise InvalidInput(f"the audio lasts {duration:.1f} s; the limit is {max_audio_s:g} s",
                            code="audio_too_long")
     words = transcript_words(transcript, max_transcript_words) if recognizer == "pocketsphinx" else []
-    return timeline_from(analyse(samples, rate, words, workers), rules)
+    # No transcript (or one without words): hear the words. One in another script: phones.
+    hear_words = (recognizer == "pocketsphinx" and not words
+                  and (transcript is None or latin_share(transcript) >= MIN_LATIN_SHARE))
+    return timeline_from(analyse(samples, rate, words, workers, recognize=hear_words), rules)
 
 
 @dataclass(frozen=True)
@@ -85,8 +90,10 @@ class Analysis:
     words: list[Span]
 
 
-def analyse(samples: np.ndarray, rate: int, words: list[str], workers: int | None) -> Analysis:
-    """Decode mono float `samples` (checked by `lipsync`): aligned to `words`, or recognised."""
+def analyse(samples: np.ndarray, rate: int, words: list[str], workers: int | None,
+            recognize: bool = False) -> Analysis:
+    """Decode mono float `samples` (checked by `lipsync`): aligned to `words`, or
+    recognised; with `recognize` and no words, to the words the language model hears."""
     duration = samples.size / rate
     if rate != RATE:
         from farm.audio import resample
@@ -100,10 +107,14 @@ def analyse(samples: np.ndarray, rate: int, words: list[str], workers: int | Non
     workers = pool.default_workers() if workers is None else max(1, int(workers))
     executor = pool.executor(workers, sum(b - a for a, b in chunks))
     try:
+        if recognize and not words:
+            words = recognize_chunks(samples, chunks, executor)
         decoded = decode_chunks(samples, chunks, words, levels.quiet, executor, workers)
     except BrokenProcessPool:
         log.warning("a lip-sync worker process died; decoding in this process instead")
         pool.discard(executor)
+        if recognize and not words:
+            words = recognize_chunks(samples, chunks, pool.INLINE)
         decoded = decode_chunks(samples, chunks, words, levels.quiet, pool.INLINE)
     return Analysis(duration, levels, decoded.phones, decoded.words)
 
