@@ -26,7 +26,7 @@ from farm.sdk_common import (DEFAULT_POLL_INTERVAL_S, DEFAULT_TIMEOUT_S, DOWNLOA
                              IDEMPOTENCY_HEADER, REPLAYABLE_METHODS, USER_AGENT, Batch, Page,
                              ProgressReporter, RenderJob, RetryHook, RetryPolicy, SSEParser,
                              artifact_param, batch_of, error_code, error_from_answer, finished,
-                             create_request, list_params, new_idempotency_key, page_of,
+                             create_request, list_params, new_idempotency_key, page_of, unreachable,
                              parse_retry_after, render_fields, retryable_status, timed_out)
 
 # A progress stream sends a keepalive comment every 15 s: a read silent for longer than
@@ -269,7 +269,7 @@ class AsyncToonzClient:
             except (aio.ClientConnectionError, aio.ClientPayloadError, asyncio.TimeoutError) as exc:
                 wait = self.retry.delay(attempt, waited, None) if replayable else None
                 if wait is None:
-                    raise
+                    raise unreachable(self.base_url, exc, attempt) from exc
                 reason = type(exc).__name__
             else:
                 code = error_code(content)

@@ -33,7 +33,7 @@ from farm.sdk_common import (DEFAULT_POLL_INTERVAL_S, DEFAULT_TIMEOUT_S, DOWNLOA
                              IDEMPOTENCY_HEADER, REPLAYABLE_METHODS, TERMINAL, USER_AGENT, Batch,
                              Page, ProgressReporter, RenderFailed, RenderJob, RenderTimeout,
                              RetryHook, RetryPolicy, artifact_param, batch_of, error_code,
-                             error_from_answer, finished, create_request, list_params,
+                             error_from_answer, finished, create_request, list_params, unreachable,
                              new_idempotency_key, page_of, parse_retry_after, render_fields,
                              retryable_status, timed_out)
 from farm.webhooks import verify_webhook
@@ -238,7 +238,7 @@ class ToonzClient:
             except (requests.ConnectionError, requests.Timeout) as exc:
                 wait = self.retry.delay(attempt, waited, None) if replayable else None
                 if wait is None:
-                    raise
+                    raise unreachable(self.base_url, exc, attempt) from exc
                 reason = type(exc).__name__
             else:
                 if resp.status_code < 400:

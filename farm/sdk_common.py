@@ -125,6 +125,16 @@ def create_request(audio_path: str | os.PathLike | None, audio_url: str | None,
     return CreateRequest(key, None, uploads, form_fields(values))
 
 
+def unreachable(base_url: str, exc: BaseException, attempts: int) -> ToonzError:
+    """A request that never got an answer, as a typed error: ServiceUnavailable with
+    code "unreachable" (the transport's own exception is its __cause__)."""
+    from farm.errors import ServiceUnavailable
+
+    tries = "once" if attempts == 1 else f"{attempts} times"
+    return ServiceUnavailable(f"the farm at {base_url} did not answer ({type(exc).__name__}; "
+                              f"tried {tries})", code="unreachable")
+
+
 def new_idempotency_key() -> str:
     # Made once per create call, before its first attempt: every retry of that call
     # carries it, so the scheduler answers a retry with the first job, never a second.

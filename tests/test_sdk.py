@@ -269,6 +269,21 @@ def test_a_timed_out_create_retried_makes_one_job(sdk, farm_api, audio_server):
     assert "409 idempotency_in_progress" in seen  # the first attempt was still running
 
 
+def test_a_farm_that_never_answers_is_a_typed_error(sdk):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    tries = []
+    client = sdk(f"http://127.0.0.1:{port}", "tz_live_x", on_retry=lambda n, wait, why: tries.append(n),
+                 retry=RetryPolicy(max_attempts=3, backoff_base_s=0.01, max_total_wait_s=1.0))
+    with pytest.raises(ServiceUnavailable) as exc:
+        client.get_usage()
+    assert exc.value.code == "unreachable" and "3 times" in exc.value.message
+    assert tries == [1, 2]  # retried, a GET being safe to repeat
+
+
 def test_rate_limited_requests_wait_retry_after(sdk, farm_api):
     url = farm_api.start(Limits(rate_limit=RateLimit(per_second=0.5, burst=2.0)))
     key = farm_api.key()
