@@ -19,11 +19,13 @@ STOP_TIMEOUT_S = 5.0
 
 
 class Periodic:
-    """Run `tick()` every `interval_s` seconds in a task until `stop()`."""
+    """Run `tick()` every `interval_s` seconds in a task until `stop()`; the first tick
+    at once, or one interval in with `wait_first`."""
 
     def __init__(self, name: str, tick: Callable[[], Awaitable[object]], interval_s: float,
-                 log: logging.Logger) -> None:
+                 log: logging.Logger, wait_first: bool = False) -> None:
         self.name, self._tick, self.interval_s, self._log = name, tick, interval_s, log
+        self._wait_first = wait_first
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
 
@@ -39,6 +41,9 @@ class Periodic:
             await asyncio.wait_for(asyncio.shield(self._task), STOP_TIMEOUT_S)
 
     async def _run(self) -> None:
+        if self._wait_first:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.interval_s)
         while not self._stop.is_set():
             try:
                 await self._tick()

@@ -104,7 +104,9 @@ async def throughput(request: web.Request) -> web.Response:
 async def sampler_ctx(app: web.Application):
     """cleanup_ctx: the sampler runs while the app does."""
     sampler = Sampler()
-    loop = Periodic("throughput-sampler", lambda: sampler.sample(app[REDIS]), sampler.interval_s, log)
+    # The first look one interval in, as the sampler's own bookkeeping expects.
+    loop = Periodic("throughput-sampler", lambda: sampler.sample(app[REDIS]), sampler.interval_s, log,
+                    wait_first=True)
     loop.start()
     yield
     await loop.stop()
