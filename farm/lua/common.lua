@@ -149,4 +149,19 @@ local function check_fence(id, fence)
   return j[1]
 end
 
+-- Lease job `id` (still queued) to `node`: out of the queues, counted, fenced, expiring.
+-- Returns {id, fence token}, what the lease scripts answer.
+local function grant(id, node, ttl, now)
+  local jkey = KEY.job .. id
+  local j = redis.call('HMGET', jkey, 'tier', 'tenant', 'enqueued_ms')
+  dequeue(id, j[1], j[2])
+  count_lease(j[3], now)
+  local fence = redis.call('INCR', KEY.fence)
+  redis.call('HSET', jkey, 'state', 'leased', 'node', node, 'fence', fence,
+    'leased_at', seconds(now), 'progress_at', seconds(now))
+  redis.call('HINCRBY', jkey, 'attempts', 1)
+  redis.call('ZADD', KEY.leases, now + ttl, id)
+  return {id, fence}
+end
+
 -- (the script itself follows)

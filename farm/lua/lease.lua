@@ -96,16 +96,7 @@ for level = 1, #tiers do
     charge_turn(tier, tenant)
   end
   if id then
-    local jkey = KEY.job .. id
-    local j = redis.call('HMGET', jkey, 'tier', 'tenant', 'enqueued_ms')
-    dequeue(id, j[1], j[2])
-    count_lease(j[3], now)
-    local fence = redis.call('INCR', KEY.fence)
-    redis.call('HSET', jkey, 'state', 'leased', 'node', node, 'fence', fence,
-      'leased_at', seconds(now), 'progress_at', seconds(now))
-    redis.call('HINCRBY', jkey, 'attempts', 1)
-    redis.call('ZADD', KEY.leases, now + ttl, id)
-    return {id, fence}
+    return grant(id, node, ttl, now)
   end
 end
 return nil

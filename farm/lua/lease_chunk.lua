@@ -9,7 +9,7 @@
 -- an error reply starting with STALE when the caller no longer holds the render.
 local cid, node, ttl = ARGV[1], ARGV[3], tonumber(ARGV[4])
 local ckey = KEY.job .. cid
-local c = redis.call('HMGET', ckey, 'state', 'kind', 'parent', 'tier', 'tenant', 'enqueued_ms')
+local c = redis.call('HMGET', ckey, 'state', 'kind', 'parent')
 if c[2] ~= 'chunk' then
   return redis.error_reply('INVALID job ' .. cid .. ' is not a chunk')
 end
@@ -23,11 +23,4 @@ if redis.call('SISMEMBER', blocked, node) == 1 and
     redis.call('SCARD', blocked) < redis.call('ZCOUNT', KEY.nodes, now - 3 * ttl, '+inf') then
   return nil
 end
-dequeue(cid, c[4], c[5])
-count_lease(c[6], now)
-local fence = redis.call('INCR', KEY.fence)
-redis.call('HSET', ckey, 'state', 'leased', 'node', node, 'fence', fence,
-  'leased_at', seconds(now), 'progress_at', seconds(now))
-redis.call('HINCRBY', ckey, 'attempts', 1)
-redis.call('ZADD', KEY.leases, now + ttl, cid)
-return {cid, fence}
+return grant(cid, node, ttl, now)
