@@ -36,6 +36,18 @@ def farm_maker(tmp_path: Path, base_env: dict[str, str]) -> Iterator[Maker]:
             print(f"--- {log.name}\n{log.read_text()[-3000:]}")
 
 
+def one_node_farm(tmp_path_factory) -> Iterator[LocalFarm]:
+    """For a module-scoped fixture: one LocalFarm with one node, its logs printed at the end."""
+    data = tmp_path_factory.mktemp("farm")
+    farm = LocalFarm(data, nodes=1)
+    try:
+        yield farm.start()
+    finally:
+        farm.stop()
+        for log in sorted((data / "logs").glob("*.log")):  # shown by pytest on failure
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+
+
 def job(r: redis.Redis, job_id: str) -> Job:
     return Job.from_redis(r.hgetall(keys.job(job_id)))
 

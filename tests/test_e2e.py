@@ -10,20 +10,13 @@ import requests
 from farm.audio import probe_duration
 from farm.client import ToonzClient
 from farm.errors import NotFound, Unauthorized
-from farm.localfarm import LocalFarm
+from tests.farms import one_node_farm
 from tests.media import probe
 
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
-    data = tmp_path_factory.mktemp("farm")
-    f = LocalFarm(data, nodes=1)
-    try:
-        yield f.start()
-    finally:
-        f.stop()
-        for log in sorted((data / "logs").glob("*.log")):  # shown by pytest on failure
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+    yield from one_node_farm(tmp_path_factory)
 
 
 def test_sdk_render_through_the_farm(farm, speech, tmp_path):

@@ -25,7 +25,7 @@ from farm import keys
 from farm.config import LeaseSettings, Limits
 from farm.jobs import Job
 from farm.lease import LeaseClient
-from farm.localfarm import LocalFarm
+from tests.farms import one_node_farm
 from tests.media import probe
 from tests.test_api import auth, expect_error, snapshot
 
@@ -243,14 +243,7 @@ async def test_an_idempotent_retry_must_carry_the_same_logo(api):
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
-    data = tmp_path_factory.mktemp("farm")
-    f = LocalFarm(data, nodes=1)
-    try:
-        yield f.start()
-    finally:
-        f.stop()
-        for log in sorted((data / "logs").glob("*.log")):  # shown by pytest on failure
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+    yield from one_node_farm(tmp_path_factory)
 
 
 def test_a_vertical_render_with_an_expression_and_a_logo(farm, tmp_path):
