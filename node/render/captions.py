@@ -13,7 +13,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -46,6 +46,7 @@ class CaptionTrack:
     sprites: dict[str, Sprite]
     cues: tuple[_Cue, ...]
     starts: tuple[int, ...]  # each cue's first frame, for bisecting
+    _last: list = field(default_factory=lambda: [None, ()], repr=False)  # (cue, word), glyphs
 
     def placements(self, i: int) -> tuple[Placement, ...]:
         """Frame `i`'s caption: the band, then every glyph, the spoken word highlighted."""
@@ -54,8 +55,13 @@ class CaptionTrack:
             return ()
         cue = self.cues[k]
         spoken = max(0, bisect.bisect_right(cue.word_starts, i) - 1)
-        return (cue.band,) + tuple(Placement(hi if word == spoken else normal, float(x), float(y))
-                                   for normal, hi, x, y, word in cue.glyphs)
+        # The same tuple while the caption and its spoken word hold: a frame compares
+        # equal to the one before it element by element, each element by identity.
+        if self._last[0] != (k, spoken):
+            self._last[:] = [(k, spoken), (cue.band,) + tuple(
+                Placement(hi if word == spoken else normal, float(x), float(y))
+                for normal, hi, x, y, word in cue.glyphs)]
+        return self._last[1]
 
 
 def build_captions(words: Sequence[WordTiming], style: Captions, width: int, height: int,

@@ -31,6 +31,10 @@ from node.render import yuv
 from node.render.damage import PlaneTarget, Rect, damage, damage_rects, placement_bounds, union
 from node.render.types import Placement, SceneArt, check_art
 
+# Placements whose rectangles are remembered: a frame's forty placements are looked
+# up for every region drawn. Cleared when full, so memory stays flat.
+BOUNDS_CACHE = 4096
+
 
 class _Src:
     """One sprite in blend-ready form: planar RGB and 255 - alpha, both uint16."""
@@ -118,6 +122,7 @@ class CpuCompositor:
             self._i420[y_size : y_size + c_size].reshape(height // 2, width // 2),
             self._i420[y_size + c_size :].reshape(height // 2, width // 2),
         ))
+        self._boxes: dict[Placement, Rect] = {}
         self.pixels_drawn = 0  # damage area summed over frames: what the work scaled with
         self.last_rect: Rect | None = None  # what the last render_yuv redrew
 
@@ -173,8 +178,13 @@ class CpuCompositor:
                 min(self.width, max(b[2] for b in boxes)), min(self.height, max(b[3] for b in boxes)))
 
     def _bounds(self, p: Placement) -> Rect:
-        src = self._srcs[p.sprite]
-        return placement_bounds(p, src.width, src.height)
+        box = self._boxes.get(p)
+        if box is None:
+            if len(self._boxes) >= BOUNDS_CACHE:
+                self._boxes.clear()
+            src = self._srcs[p.sprite]
+            box = self._boxes[p] = placement_bounds(p, src.width, src.height)
+        return box
 
     def _composite(self, rect: Rect, placements: tuple[Placement, ...]) -> np.ndarray:
         """Planar uint16 RGB of `rect`: the background, then every placement over it."""
@@ -183,12 +193,15 @@ class CpuCompositor:
         dst = self._work[:size].reshape(3, y1 - y0, x1 - x0)
         tmp_region = self._tmp[:size].reshape(3, y1 - y0, x1 - x0)
         dst[...] = self._bg[:, y0:y1, x0:x1]
+        bounds = self._bounds
         for p in placements:
-            bx0, by0, bx1, by1 = self._bounds(p)
-            cx0, cy0 = max(bx0, x0), max(by0, y0)
-            cx1, cy1 = min(bx1, x1), min(by1, y1)
-            if cx0 >= cx1 or cy0 >= cy1:
+            bx0, by0, bx1, by1 = bounds(p)
+            if bx0 >= x1 or bx1 <= x0 or by0 >= y1 or by1 <= y0:
                 continue
+            # Comparisons rather than min()/max(): this runs for every placement of
+            # every region drawn.
+            cx0, cy0 = bx0 if bx0 > x0 else x0, by0 if by0 > y0 else y0
+            cx1, cy1 = bx1 if bx1 < x1 else x1, by1 if by1 < y1 else y1
             window_out = np.s_[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
             out, tmp = dst[window_out], tmp_region[window_out]
             if _exact(p):

@@ -51,13 +51,13 @@ def damage_rects(old: Sequence[Placement] | None, new: Sequence[Placement],
     else:
         changed = [p for a, b in zip(old, new) if a != b for p in (a, b)]
     ax, ay = align
-    rects = []
+    rects = set()  # a glyph that only changes colour has the same rectangle twice
     for b in map(bounds, changed):
         r = (max(0, b[0]) & -ax, max(0, b[1]) & -ay,
              min(width, -(-b[2] // ax) * ax), min(height, -(-b[3] // ay) * ay))
         if r[0] < r[2] and r[1] < r[3]:  # off screen changes nothing
-            rects.append(r)
-    return _merge(rects)
+            rects.add(r)
+    return _merge(sorted(rects))
 
 
 def union(rects: Sequence[Rect]) -> Rect:
@@ -79,7 +79,8 @@ def _merge(rects: list[Rect]) -> list[Rect]:
         for i in range(len(rects)):
             for j in range(i + 1, len(rects)):
                 a, b = rects[i], rects[j]
-                u = union((a, b))
+                u = (a[0] if a[0] < b[0] else b[0], a[1] if a[1] < b[1] else b[1],
+                     a[2] if a[2] > b[2] else b[2], a[3] if a[3] > b[3] else b[3])
                 overlap = a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
                 if overlap or _area(u) <= 1.25 * (_area(a) + _area(b)):
                     rects[i] = u

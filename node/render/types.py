@@ -7,6 +7,7 @@ the frame and y grows downwards. Colours are 8-bit RGBA with premultiplied alpha
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,9 +24,12 @@ class Sprite:
         return int(self.rgba.shape[1]), int(self.rgba.shape[0])
 
 
-@dataclass(frozen=True)
-class Placement:
-    """One sprite drawn in one frame, top-left corner at (x, y), scaled by `scale`."""
+class Placement(NamedTuple):
+    """One sprite drawn in one frame, top-left corner at (x, y), scaled by `scale`.
+
+    A named tuple, not a dataclass: a frame has some forty of these and the
+    compositors compare and hash them every frame; tuples do that in C.
+    """
 
     sprite: str
     x: float
