@@ -10,7 +10,7 @@ For each quality preset, in the same run and each measurement in its own process
   alpha_composite, RGB frames handed to PyAV (which converts them), same encoder.
 
 Runs are interleaved so drift on a noisy machine hits all three; the table shows
-medians. Each process first renders (or encodes) a 1 s clip of the same scene:
+medians; CPU seconds are every thread's, over the timed part only. Each process first renders (or encodes) a 1 s clip of the same scene:
 a node that has worked before. `--memory` also renders 10 s and 10 min of narration and compares peak
 resident memory. The timeline comes from lip sync on an espeak-ng narration; lip
 sync is not part of the timed render (the issue's "timeline to encoded file").
@@ -79,17 +79,28 @@ def child(mode: str, audio: str, timeline_path: str, quality: str, out: str,
     node daemon); the background is drawn again by every render.
     """
     measure(mode, warm_audio, warm_timeline, quality, out)
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    result = measure(mode, audio, timeline_path, quality, out)
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    # CPU seconds of every thread: steadier than wall time on a shared machine.
-    result["cpu_s"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return result
+    return measure(mode, audio, timeline_path, quality, out)
+
+
+class Clock:
+    """Wall and CPU seconds (every thread: steadier than wall time on a shared
+    machine) of what runs inside it: only the timed part of a measurement."""
+
+    def __enter__(self) -> Clock:
+        self._cpu, self._wall = _cpu_now(), time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.seconds = time.perf_counter() - self._wall
+        self.cpu_s = _cpu_now() - self._cpu
+
+
+def _cpu_now() -> float:
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
 
 
 def measure(mode: str, audio: str, timeline_path: str, quality: str, out: str) -> dict:
-    import numpy as np
-
     from farm import presets
     from farm.audio import decode_audio
     from farm.timeline import Timeline
@@ -99,11 +110,9 @@ def measure(mode: str, audio: str, timeline_path: str, quality: str, out: str) -
     q = presets.quality(quality)
     if mode == "render":
         timeline = Timeline.from_dict(json.loads(Path(timeline_path).read_text()))
-        with RssSampler() as rss:
-            t0 = time.perf_counter()
+        with RssSampler() as rss, Clock() as clock:
             res = render(Path(audio), Path(out), timeline=timeline, quality=quality, format="mp4")
-            seconds = time.perf_counter() - t0
-        return {"seconds": seconds, "frames": res.frames, "backend": res.backend,
+        return {"seconds": clock.seconds, "cpu_s": clock.cpu_s, "frames": res.frames, "backend": res.backend,
                 "codec": res.codec, "unique_frames": res.unique_frames, "stages": res.stage_seconds,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "rss_quarters_mb": rss.quarters()}
@@ -120,15 +129,29 @@ def measure(mode: str, audio: str, timeline_path: str, quality: str, out: str) -
             else:
                 frames.append(frames[-1])
         pcm = decode_audio(audio, AUDIO_RATE)
-        t0 = time.perf_counter()
-        with VideoEncoder(Path(out), q.width, q.height, q.fps, audio=pcm, audio_rate=AUDIO_RATE,
-                          codec=codec, options=options) as enc:
+        with Clock() as clock, VideoEncoder(Path(out), q.width, q.height, q.fps, audio=pcm,
+                                            audio_rate=AUDIO_RATE, codec=codec,
+                                            options=options) as enc:
             for y, u, v in frames:
                 enc.write_yuv(y, u, v)
-        return {"seconds": time.perf_counter() - t0, "frames": len(frames)}
+        return {"seconds": clock.seconds, "cpu_s": clock.cpu_s, "frames": len(frames)}
     # baseline: Pillow compositing of every frame, RGB to PyAV; timed from the timeline on.
+    with Clock() as clock:
+        frames = _baseline(timeline_path, quality, audio, out, codec, options)
+    return {"seconds": clock.seconds, "cpu_s": clock.cpu_s, "frames": frames}
+
+
+def _baseline(timeline_path: str, quality: str, audio: str, out: str, codec: str,
+              options: dict) -> int:
+    """The straightforward renderer, from the timeline on; how many frames it wrote."""
+    import numpy as np
     from PIL import Image
-    t0 = time.perf_counter()
+
+    from farm import presets
+    from farm.audio import decode_audio
+    from node.pipeline import AUDIO_RATE
+    from node.render.encode import VideoEncoder
+    q = presets.quality(quality)
     scene = _scene(timeline_path, quality)
     bg = Image.fromarray(scene.art.background[..., :3]).convert("RGBA")
     sprites = {n: Image.fromarray(s.rgba, "RGBa").convert("RGBA") for n, s in scene.art.sprites.items()}
@@ -141,7 +164,7 @@ def measure(mode: str, audio: str, timeline_path: str, quality: str, out: str) -
                 sx, sy = max(0, -int(p.x)), max(0, -int(p.y))
                 frame.alpha_composite(sprites[p.sprite], (int(p.x) + sx, int(p.y) + sy), (sx, sy))
             enc.write_rgb(np.asarray(frame.convert("RGB")))
-    return {"seconds": time.perf_counter() - t0, "frames": scene.n_frames}
+    return scene.n_frames
 
 
 class RssSampler:

@@ -36,10 +36,21 @@ def test_program_compiles(egl_ctx, name, defines):
 
 
 def test_stage_macro_goes_after_version_line():
-    src = shaders.stage_source("#version 330 core\nvoid main() {}\n", "VERTEX_SHADER", {"PACK": 4})
-    lines = src.splitlines()
-    assert lines[0] == "#version 330 core"
-    assert lines[1:4] == ["#define VERTEX_SHADER", "#define PACK 4", "#line 2"]
+    source = shaders.load_source("yuv420")
+    version = next(i for i, line in enumerate(source.splitlines()) if line.startswith("#version"))
+    lines = shaders.stage_source(source, "VERTEX_SHADER", {"PACK": 4}).splitlines()
+    assert lines[version] == source.splitlines()[version]
+    # The #line directive keeps compiler messages on the file's own line numbers.
+    assert lines[version + 1 : version + 4] == ["#define VERTEX_SHADER", "#define PACK 4",
+                                                f"#line {version + 2}"]
+    assert lines[version + 4 :] == source.splitlines()[version + 1 :]
+
+
+def test_source_without_version_line_is_refused():
+    source = shaders.load_source("sprite")
+    headless = "\n".join(line for line in source.splitlines() if not line.startswith("#version"))
+    with pytest.raises(ValueError, match="no #version line"):
+        shaders.stage_source(headless, "VERTEX_SHADER")
 
 
 def test_unknown_program_names_the_known_ones():
