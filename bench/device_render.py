@@ -8,7 +8,8 @@ compositors and encoder, and checks its frames against llvmpipe's. Per preset:
 - render only, every frame drawn and read back whole: synchronously (`render_yuv`)
   and through the pixel-buffer ring (`submit` / `complete`, one frame in flight);
 - render only, as the node renders: only the damage rectangle read back, and
-  nothing drawn for a frame equal to the one before;
+  nothing drawn for a frame equal to the one before; also with two frames in
+  flight and with glFlush after each submit (what might keep the GPU busier);
 - the node's loop (GL drawing, encoding in a second thread) beside the encoder
   alone fed the same frames as ready YUV, and the CPU compositor's loop;
 - the NVENC encoders the device can open, and the torch kernels on CUDA.
@@ -27,6 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -121,25 +123,35 @@ def render_only(gl, replay: Replay, repeats: int) -> dict:
         for i in range(n):
             gl.render_yuv(replay.frame(i))
 
-    def ring(whole: bool):
+    def ring(whole: bool, in_flight: int = 1, flush: bool = False):
+        """Submit frame i, then complete the frame `in_flight` submits back;
+        `flush` hands each frame's commands to the GPU as soon as it is submitted."""
         def run() -> None:
-            target, pending = gl.yuv_target(planes), None
+            target, pending = gl.yuv_target(planes), deque()
             for i in range(n):
                 if whole:
                     target.shows = None  # unknown pixels: the whole frame is read
                 ticket = gl.submit(replay.frame(i), target)
-                if pending is not None:
-                    gl.complete(pending, target)
-                pending = ticket
-            if pending is not None:
-                gl.complete(pending, target)
+                if flush:
+                    gl.flush()
+                if ticket is not None:
+                    pending.append(ticket)
+                if len(pending) > in_flight:
+                    gl.complete(pending.popleft(), target)
+            while pending:
+                gl.complete(pending.popleft(), target)
             gl.ctx.finish()
         return run
 
     sync_full()  # warm-up: shader compilation, first uploads
+    # The damage path a few ways: how far read-backs trail the drawing, and glFlush,
+    # to find what keeps the GPU busy (one frame in flight without a flush is the node's).
     return {"sync_whole_fps": timed(sync_full, n, repeats),
             "pbo_whole_fps": timed(ring(True), n, repeats),
-            "pbo_damage_fps": timed(ring(False), n, repeats)}
+            "pbo_damage_fps": timed(ring(False), n, repeats),
+            "pbo_damage_flush_fps": timed(ring(False, 1, True), n, repeats),
+            "pbo_damage_2_in_flight_fps": timed(ring(False, 2), n, repeats),
+            "pbo_damage_2_in_flight_flush_fps": timed(ring(False, 2, True), n, repeats)}
 
 
 def node_loops(gl, replay: Replay, meta: dict, audio, out: Path, repeats: int) -> dict:

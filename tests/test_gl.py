@@ -207,6 +207,30 @@ def test_damage_read_back_is_the_whole_render(egl_ctx):
                 np.testing.assert_array_equal(got, ref)
 
 
+def test_two_frames_in_flight_with_flush_read_back_each_frame(egl_ctx):
+    """Read-backs trailing two submits behind, glFlush after each: every frame's planes
+    still come back as rendered (bench/device_render.py times this way)."""
+    art = make_art()
+    frames = [PLACEMENTS, PLACEMENTS[:3], (Placement("dot", 50, 30), *PLACEMENTS[1:]), ()]
+    shapes = ((64, 96), (32, 48), (32, 48))
+    with GLCompositor(art, egl_ctx) as gl:
+        wants = [tuple(p.copy() for p in gl.render_yuv(draw)) for draw in frames]
+        targets = [gl.yuv_target(tuple(np.zeros(s, np.uint8) for s in shapes)) for _ in frames]
+        for target in targets[1:]:  # each target starts from the frame before it
+            gl.draw(frames[targets.index(target) - 1], target)
+        pending = []
+        for k, (draw, target) in enumerate(zip(frames, targets)):
+            pending.append((gl.submit(draw, target), target))
+            assert gl.flush()  # EGL hands out glFlush on llvmpipe as on NVIDIA's driver
+            if len(pending) > 2:
+                gl.complete(*pending.pop(0))
+        for ticket, target in pending:
+            gl.complete(ticket, target)
+        for target, want in zip(targets, wants):
+            for got, ref in zip(target.planes, want):
+                np.testing.assert_array_equal(got, ref)
+
+
 def test_read_back_tickets_must_be_fetched_in_time(egl_ctx):
     art = make_art()
     with GLCompositor(art, egl_ctx) as gl:

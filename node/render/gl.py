@@ -15,9 +15,11 @@ so reads come back top row first without a flip or a copy.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import moderngl
 import numpy as np
@@ -33,6 +35,19 @@ log = logging.getLogger(__name__)
 EGL_DEVICE_ENV = "TOONZ_EGL_DEVICE"
 MAX_EGL_DEVICES = 16  # probing stops at the first index the driver refuses
 INSTANCE_FLOATS = 9  # dest x, y, w, h; uv u0, v0, u1, v1; opacity
+
+
+@functools.cache
+def _gl_flush() -> Callable[[], None] | None:
+    """glFlush of the current context (ModernGL has none), from EGL; None if unavailable."""
+    try:
+        egl = ctypes.CDLL("libEGL.so.1")
+    except OSError:
+        return None
+    egl.eglGetProcAddress.restype = ctypes.c_void_p
+    egl.eglGetProcAddress.argtypes = [ctypes.c_char_p]
+    address = egl.eglGetProcAddress(b"glFlush")
+    return ctypes.CFUNCTYPE(None)(address) if address else None
 
 
 def _egl_context(device_index: int) -> moderngl.Context:
@@ -247,6 +262,15 @@ class GLCompositor:
         self._compose(placements)
         self._convert()
         return self._ring.read(self._y_fbo, self._uv_fbo, rect)
+
+    def flush(self) -> bool:
+        """Hand the commands queued so far to the GPU now (glFlush), so that a frame's
+        read-back starts before the next frame is submitted; whether it could."""
+        flush = _gl_flush()
+        if flush is None:
+            return False
+        flush()  # the current context: ours, as for every other call made here
+        return True
 
     def complete(self, ticket: Ticket, target: PlaneTarget) -> Rect:
         """Copy a submitted frame's damage into `target.planes`; the rectangle copied."""
