@@ -186,6 +186,13 @@ def _paint(canvas: np.ndarray, shape: tuple[tuple[float, ...], Distance], color:
 
     `softness` is the width in pixels of the edge ramp (1: anti-aliased; more: a soft
     shadow); `reach` grows the window for a ramp wider than a pixel.
+
+    The window is worked in blocks of BLOCK pixels. Every distance here is Euclidean
+    (it changes by at most a pixel per pixel), so a block whose centre lies deeper
+    inside, or farther outside, than its half-diagonal plus half the ramp is wholly
+    covered, or wholly clear: only blocks on the edge need a distance per pixel (a
+    4K panel was 0.1 s per render). Covered blocks get the same float32 arithmetic
+    with alpha = opacity, so the result is what a distance per pixel gives.
     """
     (x0, y0, x1, y1), dist = shape
     h, w = canvas.shape[:2]
@@ -194,8 +201,36 @@ def _paint(canvas: np.ndarray, shape: tuple[tuple[float, ...], Distance], color:
     ix1, iy1 = min(w, int(x1 + pad) + 1), min(h, int(y1 + pad) + 1)
     if ix0 >= ix1 or iy0 >= iy1:
         return
-    ys = np.arange(iy0, iy1, dtype=np.float32)[:, None] + 0.5
-    xs = np.arange(ix0, ix1, dtype=np.float32)[None, :] + 0.5
-    alpha = np.clip(0.5 - dist(xs, ys) / softness, 0.0, 1.0) * opacity
-    window = canvas[iy0:iy1, ix0:ix1]
-    window += (np.array(color, np.float32) - window) * alpha[..., None]
+    rgb = np.array(color, np.float32)
+    xs_b = np.arange(ix0, ix1, BLOCK)
+    ys_b = np.arange(iy0, iy1, BLOCK)
+    xe_b, ye_b = np.minimum(xs_b + BLOCK, ix1), np.minimum(ys_b + BLOCK, iy1)
+    centre = dist(((xs_b + xe_b) / 2).astype(np.float32)[None, :],
+                  ((ys_b + ye_b) / 2).astype(np.float32)[:, None])
+    half_diag = np.hypot((xe_b - xs_b)[None, :], (ye_b - ys_b)[:, None]) / 2
+    margin = half_diag + 0.5 * softness
+    kind = np.where(centre <= -margin, _COVERED, np.where(centre >= margin, _CLEAR, _EDGE))
+    for row, (by0, by1) in enumerate(zip(ys_b, ye_b)):
+        for k, start, stop in _runs(kind[row]):
+            if k == _CLEAR:
+                continue
+            bx0, bx1 = int(xs_b[start]), int(xe_b[stop - 1])
+            window = canvas[by0:by1, bx0:bx1]
+            if k == _COVERED:
+                window += (rgb - window) * np.float32(opacity)
+                continue
+            ys = np.arange(by0, by1, dtype=np.float32)[:, None] + 0.5
+            xs = np.arange(bx0, bx1, dtype=np.float32)[None, :] + 0.5
+            alpha = np.clip(0.5 - dist(xs, ys) / softness, 0.0, 1.0) * opacity
+            window += (rgb - window) * alpha[..., None]
+
+
+BLOCK = 32  # pixels a side: small enough to follow an edge, big enough for few numpy calls
+_COVERED, _EDGE, _CLEAR = 0, 1, 2
+
+
+def _runs(kinds: np.ndarray) -> list[tuple[int, int, int]]:
+    """(kind, start, stop) for each run of equal values in a row of block kinds."""
+    cuts = np.flatnonzero(np.diff(kinds)) + 1
+    bounds = [0, *cuts.tolist(), len(kinds)]
+    return [(int(kinds[a]), a, b) for a, b in zip(bounds, bounds[1:])]

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from assets import background
 from assets.background import render_background, wrap
 from assets.loader import (CHARACTERS_DIR, MOUTH_SHAPES, TEMPLATES_DIR, list_characters,
                            list_templates, load_character, load_template, parse_color)
@@ -195,6 +196,31 @@ def test_background_text_overrides(explainer):
     assert (default != titled).any()
     with pytest.raises(ValueError):
         render_background(explainer, 640, 360, bullets=["a", "b", "c", "d"])
+
+
+@pytest.mark.parametrize("softness", [1.0, 7.5])
+@pytest.mark.parametrize("shape", ["circle", "rounded", "thin", "off the edge"])
+def test_painting_by_blocks_equals_a_distance_per_pixel(shape, softness):
+    """Covered and clear blocks skip the distance per pixel; the pixels are the same."""
+    made = {"circle": background._circle(150.3, 90.7, 61.2),
+            "rounded": background._rounded_rect(40.2, 30.9, 230.5, 120.1, 18.0),
+            "thin": background._rounded_rect(10.0, 100.5, 280.0, 3.0, 1.5),
+            "off the edge": background._circle(290.0, -10.0, 80.0)}[shape]
+    rng = np.random.default_rng(7)
+    canvas = rng.uniform(0, 255, (200, 300, 3)).astype(np.float32)
+    want = canvas.copy()
+    (x0, y0, x1, y1), dist = made
+    # The straightforward way: a distance for every pixel of the padded window.
+    pad = softness + 1
+    ix0, iy0 = max(0, int(x0 - pad)), max(0, int(y0 - pad))
+    ix1, iy1 = min(300, int(x1 + pad) + 1), min(200, int(y1 + pad) + 1)
+    ys = np.arange(iy0, iy1, dtype=np.float32)[:, None] + 0.5
+    xs = np.arange(ix0, ix1, dtype=np.float32)[None, :] + 0.5
+    alpha = np.clip(0.5 - dist(xs, ys) / softness, 0.0, 1.0) * 0.8
+    window = want[iy0:iy1, ix0:ix1]
+    window += (np.array((10, 200, 90), np.float32) - window) * alpha[..., None]
+    background._paint(canvas, made, (10, 200, 90), 0.8, softness=softness, reach=softness)
+    np.testing.assert_array_equal(canvas, want)
 
 
 def test_wrap_ellipsizes_past_max_lines():
