@@ -218,3 +218,20 @@ def test_split_damage_gives_the_same_frames_as_whole_renders(toonz, explainer):
         fresh = CpuCompositor(scene.art).render_yuv(scene.frame(i))  # drawn whole
         for a, b in zip(got, fresh):
             assert np.array_equal(a, b), i
+
+
+def test_regions_drawn_in_strips_give_the_same_frames(toonz, explainer, monkeypatch):
+    """Big regions are composited a strip at a time (cache-sized); strips of two rows
+    give the frames, and the poster, that one strip per region gives."""
+    from node.render import cpu
+
+    scene = build_scene(explainer, toonz, StubTimeline(1.0, "XDAFX"), 320, 180, 24)
+    whole = CpuCompositor(scene.art)
+    monkeypatch.setattr(cpu, "STRIP_PIXELS", 1)  # the floor: two rows a strip
+    assert cpu._strips((2, 4, 12, 11)) == [(2, 4, 12, 6), (2, 6, 12, 8), (2, 8, 12, 10),
+                                          (2, 10, 12, 11)]
+    strips = CpuCompositor(scene.art)
+    for i in range(scene.n_frames):
+        for a, b in zip(strips.render_yuv(scene.frame(i)), whole.render_yuv(scene.frame(i))):
+            assert np.array_equal(a, b), i
+    assert np.array_equal(strips.render_rgba(scene.frame(5)), whole.render_rgba(scene.frame(5)))

