@@ -1,137 +1,29 @@
-"""Webhooks end to end: the real aiohttp app on a real Redis, delivering to a local
-aiohttp receiver (127.0.0.1, allow-listed where a test needs it).
-
-Where a test says "exactly once" or "nothing else", it proves it from the farm's own
-state: no delivery is scheduled (keys.WEBHOOK_DUE empty) and every event was fanned
-out and acknowledged (the consumer group has read the stream's last entry and holds
-nothing pending) — so nothing more can be sent.
-"""
+"""Webhooks: signatures, the retry schedule and URL rules, then the endpoints (register,
+list, delete, ping) on the real app and a real Redis, delivering to a local receiver."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
 from dataclasses import replace
-from types import SimpleNamespace
 
 import pytest
-from aiohttp import web
 
 from farm.audio import silent_wav
 from farm import keys
-from farm.config import Limits, LeaseSettings, SchedulerConfig, WebhookSettings
+from farm.config import Limits, SchedulerConfig, WebhookSettings
 from farm.errors import InvalidInput
-from farm.lease import LeaseClient
 from farm.tenants import create_key
 from farm.webhooks import BACKOFF_FACTORS, MAX_ATTEMPTS, retry_delay, sign, verify_webhook
 from scheduler import urlcheck
-from scheduler.dispatch import GROUP
 from scheduler.webhooks import MAX_WEBHOOKS_PER_TENANT
+from tests.hooktools import FAST, check_signed, deliveries, register
 from tests.test_api import auth, expect_error, form, snapshot
-
-ALLOW_LOCAL = Limits(url_allowlist=("127.0.0.1",))
-FAST = WebhookSettings(timeout_s=5.0, backoff_base_s=0.05, poll_s=0.05)
 
 
 def assert_unchanged(ns, before: tuple) -> None:
     after = snapshot(ns)
     changed = sorted(k for k in before[0].keys() | after[0].keys() if before[0].get(k) != after[0].get(k))
     assert changed == [] and after[1] == before[1]
-
-
-@pytest.fixture
-async def receiver(aiohttp_server):
-    """A webhook receiver: records every request; answers rec.statuses in turn, then 200."""
-    rec = SimpleNamespace(requests=[], statuses=[], hang=asyncio.Event())
-
-    async def handle(request: web.Request) -> web.StreamResponse:
-        body = await request.read()
-        rec.requests.append(SimpleNamespace(path=request.path, headers=request.headers, body=body,
-                                            json=json.loads(body)))
-        if request.path == "/redirect":
-            raise web.HTTPFound("/moved")
-        if request.path == "/hang":
-            await rec.hang.wait()  # never set: the farm must time out
-        return web.Response(status=rec.statuses.pop(0) if rec.statuses else 200)
-
-    app = web.Application()
-    app.router.add_post("/{name}", handle)
-    server = await aiohttp_server(app)
-    rec.url = lambda name="hook": str(server.make_url(f"/{name}"))
-    rec.at = lambda name="hook": [q for q in rec.requests if q.path == f"/{name}"]
-    yield rec
-    rec.hang.set()  # let a hung handler end before the server shuts down
-
-
-@pytest.fixture
-async def farm(api):
-    """`api` with loopback allowed for the receiver and a fast retry schedule."""
-    api.cfg = replace(api.cfg, limits=ALLOW_LOCAL, webhooks=FAST)
-    return api
-
-
-async def eventually(check, timeout_s: float = 15.0):
-    """Wait until `check()` (plain or async) is truthy: the farm works in the background."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert time.monotonic() < deadline, "the farm did not get there in time"
-        await asyncio.sleep(0.02)
-
-
-def settled(ns) -> bool:
-    """Every event fanned out and acknowledged, and no delivery left to make."""
-    if ns.r.zcard(keys.WEBHOOK_DUE):
-        return False
-    last = ns.r.xinfo_stream(keys.EVENTS)["last-generated-id"]
-    group = next(g for g in ns.r.xinfo_groups(keys.EVENTS) if g["name"] == GROUP.encode())
-    return group["pending"] == 0 and group["last-delivered-id"] == last
-
-
-async def register(ns, url: str, key: str | None = None, **fields) -> dict:
-    resp = await ns.client.post("/v1/webhooks", json={"url": url, **fields}, headers=auth(key or ns.key))
-    body = await resp.json()
-    assert resp.status == 201, body
-    return body
-
-
-async def deliveries(ns, webhook_id: str) -> list[dict]:
-    resp = await ns.client.get(f"/v1/webhooks/{webhook_id}/deliveries", headers=auth(ns.key))
-    assert resp.status == 200
-    return (await resp.json())["deliveries"]
-
-
-async def logged(ns, webhook_id: str, n: int) -> list[dict] | None:
-    """The endpoint's delivery log once it holds `n` attempts."""
-    log = await deliveries(ns, webhook_id)
-    return log if len(log) >= n else None
-
-
-async def submit(ns, **fields) -> str:
-    resp = await ns.client.post("/v1/renders", data=form(silent_wav(1), **fields), headers=auth(ns.key))
-    body = await resp.json()
-    assert resp.status == 202, body
-    return body["job_id"]
-
-
-def finish(ns, job_id: str, ok: bool = True) -> None:
-    """A node leases the job and completes (or fails) it: its last attempt."""
-    node = LeaseClient(ns.r, "n1", LeaseSettings(max_attempts=1))
-    lease = node.lease()
-    assert lease.job_id == job_id
-    assert (node.complete(lease, ["video.mp4"]) if ok else node.fail(lease, "boom")) == \
-        ("succeeded" if ok else "failed")
-
-
-def check_signed(req, secret: str) -> None:
-    assert req.headers["Content-Type"] == "application/json"
-    assert req.headers["Toonz-Event-Id"] == req.json["id"]
-    assert verify_webhook(req.headers["Toonz-Signature"], req.body, secret)
 
 
 # --- signatures (the SDK's half) -------------------------------------------------------
@@ -315,135 +207,3 @@ async def test_ping_failures_redirects_and_timeouts(farm, receiver):
         [entry] = await deliveries(ns, made["id"])
         assert (entry["delivered"], entry["status"], entry["error"]) == (False, status, error)
     assert receiver.at("moved") == []  # the redirect was not followed
-
-
-# --- deliveries of render events --------------------------------------------------------
-
-async def test_a_succeeded_render_is_delivered_exactly_once(farm, receiver):
-    ns = await farm.make()
-    made = await register(ns, receiver.url())
-    job_id = await submit(ns)
-    finish(ns, job_id)
-    [req] = await eventually(lambda: receiver.requests)
-    check_signed(req, made["secret"])
-    event = req.json
-    assert event["type"] == "render.succeeded" and event["id"].startswith("evt_")
-    assert event["data"]["job_id"] == job_id and event["data"]["state"] == "succeeded"
-    assert event["data"]["finished_at"] == pytest.approx(event["created_at"], abs=0.01)
-    await eventually(lambda: settled(ns))
-    assert len(receiver.requests) == 1 and ns.r.xlen(keys.EVENTS) == 1
-    [entry] = await deliveries(ns, made["id"])
-    assert entry["event_id"] == event["id"] and entry["delivered"] is True and entry["attempt"] == 1
-
-
-async def test_a_failing_receiver_is_retried_with_backoff(farm, receiver):
-    ns = await farm.make()
-    made = await register(ns, receiver.url())
-    receiver.statuses = [500, 500]
-    finish(ns, await submit(ns))
-    log = await eventually(lambda: logged(ns, made["id"], 3))
-    assert [e["attempt"] for e in log] == [3, 2, 1]  # newest first
-    assert [e["status"] for e in log] == [200, 500, 500]
-    assert [e["delivered"] for e in log] == [True, False, False]
-    assert len({e["event_id"] for e in log}) == 1 and log[0]["next_retry_at"] is None
-    for entry, factor in ((log[2], BACKOFF_FACTORS[0]), (log[1], BACKOFF_FACTORS[1])):
-        assert entry["next_retry_at"] - entry["at"] == pytest.approx(FAST.backoff_base_s * factor, abs=0.01)
-    assert len(receiver.requests) == 3
-    assert {r.headers["Toonz-Event-Id"] for r in receiver.requests} == {log[0]["event_id"]}
-    for req in receiver.requests:
-        check_signed(req, made["secret"])
-    await eventually(lambda: settled(ns))
-
-
-async def test_canceled_and_failed_renders_reach_their_subscribers(farm, receiver):
-    ns = await farm.make()
-    await register(ns, receiver.url("canceled"), events=["render.canceled"])
-    await register(ns, receiver.url("failed"), events=["render.failed"])
-    await register(ns, receiver.url("succeeded"), events=["render.succeeded"])
-    canceled = await submit(ns)
-    resp = await ns.client.post(f"/v1/renders/{canceled}/cancel", headers=auth(ns.key))
-    assert (await resp.json())["state"] == "canceled"
-    failed = await submit(ns)
-    finish(ns, failed, ok=False)
-    [c] = await eventually(lambda: receiver.at("canceled"))
-    [f] = await eventually(lambda: receiver.at("failed"))
-    assert c.json["type"] == "render.canceled" and c.json["data"]["job_id"] == canceled
-    assert f.json["type"] == "render.failed" and f.json["data"]["job_id"] == failed
-    assert f.json["data"]["error"] == "boom"
-    await eventually(lambda: settled(ns))
-    assert len(receiver.requests) == 2 and receiver.at("succeeded") == []
-
-
-async def test_no_listener_no_event(farm):
-    ns = await farm.make()
-    finish(ns, await submit(ns))
-    assert ns.r.xlen(keys.EVENTS) == 0 and ns.r.zcard(keys.WEBHOOK_DUE) == 0
-
-
-async def test_a_renders_webhook_url_is_signed_with_the_tenant_secret(farm, receiver):
-    ns = await farm.make()
-    made = await register(ns, receiver.url("registered"), events=["render.succeeded"])
-    job_id = await submit(ns, webhook_url=receiver.url("own"))
-    same = await submit(ns, webhook_url=receiver.url("registered"))  # also registered: sent once
-    finish(ns, job_id)
-    finish(ns, same)
-    [req] = await eventually(lambda: receiver.at("own"))
-    await eventually(lambda: len(receiver.at("registered")) == 2)
-    await eventually(lambda: settled(ns))
-    assert len(receiver.requests) == 3
-    secret = (await (await ns.client.get("/v1/webhooks/secret", headers=auth(ns.key))).json())["secret"]
-    assert secret.startswith("whsec_") and secret != made["secret"]
-    check_signed(req, secret)
-    assert req.json["type"] == "render.succeeded" and req.json["data"]["job_id"] == job_id
-    again = (await (await ns.client.get("/v1/webhooks/secret", headers=auth(ns.key))).json())["secret"]
-    assert again == secret
-    for r in receiver.at("registered"):
-        check_signed(r, made["secret"])
-    assert {r.json["data"]["job_id"] for r in receiver.at("registered")} == {job_id, same}
-
-
-# --- restarts and a changed mind about an address ---------------------------------------
-
-async def test_events_written_while_the_scheduler_is_down_are_delivered(farm, receiver):
-    ns = await farm.make()
-    made = await register(ns, receiver.url())
-    job_id = await submit(ns)
-    await ns.client.close()  # every scheduler down
-    finish(ns, job_id)
-    assert receiver.requests == [] and ns.r.xlen(keys.EVENTS) == 1
-    await farm.make()
-    [req] = await eventually(lambda: receiver.requests)
-    check_signed(req, made["secret"])
-    assert req.json["data"]["job_id"] == job_id
-    await eventually(lambda: settled(ns))
-
-
-async def test_a_pending_retry_survives_a_restart(farm, receiver):
-    slow = replace(farm.cfg, webhooks=replace(FAST, backoff_base_s=3600.0))
-    ns = await farm.make(slow)
-    made = await register(ns, receiver.url())
-    receiver.statuses = [500]
-    finish(ns, await submit(ns))
-    await eventually(lambda: logged(ns, made["id"], 1))  # logged with the retry, atomically
-    [(member, due)] = ns.r.zrange(keys.WEBHOOK_DUE, 0, -1, withscores=True)
-    assert json.loads(member)["attempt"] == 2 and due > time.time() + 3000
-    await ns.client.close()
-    ns.r.zadd(keys.WEBHOOK_DUE, {member: time.time()}, xx=True)  # the hour has passed
-    await farm.make()
-    await eventually(lambda: len(receiver.requests) == 2)
-    await eventually(lambda: settled(ns))
-    log = await deliveries(ns, made["id"])
-    assert [(e["attempt"], e["status"]) for e in log] == [(2, 200), (1, 500)]
-
-
-async def test_the_address_is_checked_again_at_delivery(farm, receiver):
-    ns = await farm.make()
-    made = await register(ns, receiver.url())
-    await ns.client.close()
-    ns = await farm.make(replace(farm.cfg, limits=Limits()))  # 127.0.0.1 no longer allowed
-    result = await (await ns.client.post(f"/v1/webhooks/{made['id']}/test", headers=auth(ns.key))).json()
-    assert (result["delivered"], result["status"], result["error"]) == (False, None, "url_not_allowed")
-    finish(ns, await submit(ns))
-    log = await eventually(lambda: logged(ns, made["id"], 2))
-    assert log[0]["error"] == "url_not_allowed" and log[0]["next_retry_at"] is not None
-    assert receiver.requests == []

@@ -1,0 +1,78 @@
+"""One real render per SDK client (sync with progress, async on the event stream) through
+a LocalFarm with one node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import requests
+
+from farm.aclient import AsyncToonzClient
+from farm.client import ToonzClient
+from farm.localfarm import LocalFarm
+from farm.sdk_common import RenderFailed
+from tests.conftest import espeak
+
+
+@pytest.fixture(scope="module")
+def local_farm(tmp_path_factory):
+    data = tmp_path_factory.mktemp("farm")
+    farm = LocalFarm(data, nodes=1)
+    try:
+        yield farm.start()
+    finally:
+        farm.stop()
+        for log in sorted((data / "logs").glob("*.log")):  # shown by pytest on failure
+            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> tuple[Path, str]:
+    text = "Hello from the farm."
+    return espeak(text, tmp_path_factory.mktemp("clip") / "hello.wav"), text
+
+
+def test_sync_render_with_progress(local_farm, clip, tmp_path):
+    with ToonzClient(local_farm.scheduler_url, local_farm.api_key) as client:
+        job = client.create_animation(audio_path=clip[0], transcript=clip[1], quality="preview")
+        seen = []
+        done = client.wait_for_completion(job.job_id, timeout=180, poll_interval=0.2,
+                                          progress=seen.append)
+        progress = [j.progress for j in seen]
+        assert done.state == "succeeded" and progress == sorted(progress) and progress[-1] == 1.0
+        assert {"video", "poster", "timeline"} <= set(done.download_urls)
+        assert client.download(job.job_id, tmp_path / "v.mp4").read_bytes()[4:8] == b"ftyp"
+        poster = client.download(job.job_id, tmp_path / "p.png", artifact="poster")
+        assert poster.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        cues = json.loads(client.download(job.job_id, tmp_path / "t.json", artifact="timeline").read_text())
+        assert cues["mouthCues"]
+
+
+async def test_async_render_follows_the_event_stream(local_farm, clip, tmp_path):
+    seen = []
+
+    async def on_progress(job) -> None:  # a coroutine function is awaited
+        seen.append(job)
+
+    async with AsyncToonzClient(local_farm.scheduler_url, local_farm.api_key) as client:
+        job = await client.create_animation(audio_path=clip[0], transcript=clip[1], quality="preview")
+        # An hour between polls: only the progress stream can finish this in time.
+        done = await client.wait_for_completion(job.job_id, timeout=180, poll_interval=3600,
+                                                progress=on_progress)
+        assert done.state == "succeeded" and seen[-1].state == "succeeded"
+        assert [j.progress for j in seen] == sorted(j.progress for j in seen)
+        video = await client.download(job.job_id, tmp_path / "v.mp4")
+        assert video.read_bytes()[4:8] == b"ftyp"
+        # The pro tier paused, the next render stays queued until it is canceled.
+        admin = {"Authorization": f"Bearer {local_farm.admin_key}"}
+        tier = f"{local_farm.scheduler_url}/v1/admin/tiers/pro"
+        assert requests.post(f"{tier}/pause", headers=admin).ok
+        try:
+            other = await client.create_animation(audio_path=clip[0], quality="preview")
+            assert (await client.cancel(other.job_id)).state == "canceled"
+            with pytest.raises(RenderFailed, match="canceled"):
+                await client.wait_for_completion(other.job_id, timeout=30)
+        finally:
+            assert requests.post(f"{tier}/resume", headers=admin).ok
