@@ -6,6 +6,9 @@ For each quality preset, in the same run and each measurement in its own process
   (scene, compositing, encoding with audio, poster), the node's backend;
 - encoder alone: the same encoder and settings fed the same frames as ready YUV
   planes (made before the clock starts), with the same AAC audio;
+- free renderer: the whole render with each frame copied in from frames drawn
+  before the clock starts: what the pipeline's other costs (scene, background,
+  poster, audio from the file, opening files) leave of the encoder's speed;
 - baseline: the straightforward renderer: every frame composited with Pillow's
   alpha_composite, RGB frames handed to PyAV (which converts them), same encoder.
 
@@ -44,7 +47,7 @@ NARRATION = (
     "Thank you for listening, and see you next time."
 )
 QUALITIES = ("preview", "standard", "hd", "ultra")
-MODES = ("render", "encoder", "baseline")
+MODES = ("render", "predrawn", "encoder", "baseline")
 
 
 def make_clip(dest: Path, seconds: float) -> tuple[Path, str]:
@@ -116,18 +119,15 @@ def measure(mode: str, audio: str, timeline_path: str, quality: str, out: str) -
                 "codec": res.codec, "unique_frames": res.unique_frames, "stages": res.stage_seconds,
                 "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                 "rss_quarters_mb": rss.quarters()}
+    if mode == "predrawn":
+        frames = _ready_frames(timeline_path, quality)  # before the clock starts
+        _draw_by_copying(frames)
+        timeline = Timeline.from_dict(json.loads(Path(timeline_path).read_text()))
+        with Clock() as clock:
+            res = render(Path(audio), Path(out), timeline=timeline, quality=quality, format="mp4")
+        return {"seconds": clock.seconds, "cpu_s": clock.cpu_s, "frames": res.frames}
     if mode == "encoder":
-        from node.render.cpu import CpuCompositor
-        scene = _scene(timeline_path, quality)  # ready frames, made before the clock starts
-        comp = CpuCompositor(scene.art)
-        frames, last = [], None
-        for i in range(scene.n_frames):
-            draw = scene.frame(i)
-            if draw != last:  # equal frames share one array: memory is per distinct frame
-                frames.append(tuple(p.copy() for p in comp.render_yuv(draw)))
-                last = draw
-            else:
-                frames.append(frames[-1])
+        frames = _ready_frames(timeline_path, quality)  # before the clock starts
         pcm = decode_audio(audio, AUDIO_RATE)
         with Clock() as clock, VideoEncoder(Path(out), q.width, q.height, q.fps, audio=pcm,
                                             audio_rate=AUDIO_RATE, codec=codec,
@@ -165,6 +165,43 @@ def _baseline(timeline_path: str, quality: str, audio: str, out: str, codec: str
                 frame.alpha_composite(sprites[p.sprite], (int(p.x) + sx, int(p.y) + sy), (sx, sy))
             enc.write_rgb(np.asarray(frame.convert("RGB")))
     return scene.n_frames
+
+
+def _ready_frames(timeline_path: str, quality: str) -> list[tuple]:
+    """Every frame of the scene as YUV planes; equal frames share one array (memory is
+    per distinct frame)."""
+    from node.render.cpu import CpuCompositor
+    scene = _scene(timeline_path, quality)
+    comp = CpuCompositor(scene.art)
+    frames, last = [], None
+    for i in range(scene.n_frames):
+        draw = scene.frame(i)
+        if draw != last:
+            frames.append(tuple(p.copy() for p in comp.render_yuv(draw)))
+            last = draw
+        else:
+            frames.append(frames[-1])
+    return frames
+
+
+def _draw_by_copying(frames: list[tuple]) -> None:
+    """Make this process's renders copy `frames` into the encoder's instead of drawing
+    them: the whole render as it would be with a renderer that costs nothing."""
+    from node.render import frames as loop
+
+    class Copier:
+        def __init__(self, scene, encoder, compositor) -> None:
+            self.encoder = encoder
+
+        def begin(self, i: int, slot: int) -> bool:
+            for dst, src in zip(self.encoder.frame_planes(slot), frames[i]):
+                dst[...] = src
+            return True
+
+        def finish(self, handle: bool) -> bool:
+            return handle
+
+    loop._CpuDrawer = Copier
 
 
 class RssSampler:
@@ -276,15 +313,17 @@ def summarise(runs: dict, seconds: float) -> dict:
     cpu_ms = {m: statistics.median(1000 * r["cpu_s"] / r["frames"] for r in runs[m]) for m in MODES}
     # Ratios within each round (the three ran back to back), then their median:
     # slow drift on a shared machine cancels out.
-    pairs = list(zip(runs["render"], runs["encoder"], runs["baseline"]))
-    vs_encoder = statistics.median(e["seconds"] / r["seconds"] for r, e, _ in pairs)
-    vs_baseline = statistics.median(b["seconds"] / r["seconds"] for r, _, b in pairs)
+    pairs = list(zip(runs["render"], runs["encoder"], runs["baseline"], runs["predrawn"]))
+    vs_encoder = statistics.median(e["seconds"] / r["seconds"] for r, e, _, _ in pairs)
+    vs_baseline = statistics.median(b["seconds"] / r["seconds"] for r, _, b, _ in pairs)
+    free_vs_encoder = statistics.median(e["seconds"] / f["seconds"] for _, e, _, f in pairs)
     first = runs["render"][0]
     stages = {k: statistics.median(r["stages"][k] for r in runs["render"]) for k in first["stages"]}
     return {"seconds_of_audio": seconds, "frames": first["frames"], "backend": first["backend"],
             "codec": first["codec"], "unique_frames": first["unique_frames"],
             "render_fps": fps["render"], "encoder_alone_fps": fps["encoder"],
-            "baseline_fps": fps["baseline"], "ratio_vs_encoder": vs_encoder,
+            "baseline_fps": fps["baseline"], "predrawn_fps": fps["predrawn"],
+            "ratio_vs_encoder": vs_encoder, "predrawn_vs_encoder": free_vs_encoder,
             "speedup_vs_baseline": vs_baseline, "cpu_ms_per_frame": cpu_ms,
             "render_stage_s": stages,
             "seconds": {m: [r["seconds"] for r in runs[m]] for m in MODES}}
@@ -312,15 +351,17 @@ def memory(tmp: Path, audio: Path, timeline, quality: str, warm: tuple[Path, Pat
 def print_tables(result: dict) -> None:
     print(f"\nmedians of {result['runs']} runs, each in its own process; frames/s (CPU ms a frame);"
           " ratios: median of the ratios within each round")
-    print("| preset | frames | backend | whole render | encoder alone | baseline | whole / encoder |"
-          " whole / baseline |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| preset | frames | backend | whole render | free renderer | encoder alone | baseline |"
+          " whole / encoder | free renderer / encoder | whole / baseline |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, r in result["presets"].items():
         cpu = r["cpu_ms_per_frame"]
         print(f"| {name} | {r['frames']} ({r['unique_frames']} drawn) | {r['backend']}, {r['codec']} "
-              f"| {r['render_fps']:.0f} ({cpu['render']:.1f}) | {r['encoder_alone_fps']:.0f} "
+              f"| {r['render_fps']:.0f} ({cpu['render']:.1f}) | {r['predrawn_fps']:.0f} "
+              f"({cpu['predrawn']:.1f}) | {r['encoder_alone_fps']:.0f} "
               f"({cpu['encoder']:.1f}) | {r['baseline_fps']:.0f} ({cpu['baseline']:.1f}) "
-              f"| {r['ratio_vs_encoder']:.2f} | {r['speedup_vs_baseline']:.1f}x |")
+              f"| {r['ratio_vs_encoder']:.2f} | {r['predrawn_vs_encoder']:.2f} "
+              f"| {r['speedup_vs_baseline']:.1f}x |")
     print("\nwhere the whole render's time goes (median s):")
     for name, r in result["presets"].items():
         print(f"  {name:9} " + "  ".join(f"{k} {v:.2f}" for k, v in r["render_stage_s"].items()))
