@@ -30,6 +30,7 @@ TENANT_PREFIX = PREFIX + "tenant:"    # hash  toonz:tenant:{id} -> name, tier, c
 TENANT_NAMES = PREFIX + "tenants"     # hash  tenant name -> tenant id
 JOBS_SUFFIX = ":jobs"                 # zset  toonz:tenant:{id}:jobs -> job id by created ms
 ACTIVE_SUFFIX = ":active"             # set   toonz:tenant:{id}:active -> non-terminal job ids
+LAST_MS_SUFFIX = ":last_ms"           # int   toonz:tenant:{id}:last_ms -> the enqueue ms of its latest job (submit.lua)
 API_KEY_PREFIX = PREFIX + "apikey:"   # hash  toonz:apikey:{sha256 hex} -> tenant, role, created_at
 USAGE_PREFIX = PREFIX + "usage:"      # hash  toonz:usage:{tenant}:{YYYY-MM} -> renders, seconds, cost_cents
 AUDIT = PREFIX + "audit"              # list  admin actions, newest first, JSON each (scheduler/audit.py); capped

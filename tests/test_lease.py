@@ -51,6 +51,18 @@ def test_tiers_are_strict_and_fifo_inside_a_tier(r):
     assert n.lease() is None
 
 
+def test_jobs_submitted_in_one_millisecond_keep_their_order(r):
+    """A batch lands within a millisecond; its jobs still come out first come, first
+    served (ties in a queue would otherwise fall to the random job ids)."""
+    now = int(time.time() * 1000)
+    ids = [enqueue(r, "pro", tenant="t_batch", created_ms=now) for _ in range(12)]
+    late = enqueue(r, "pro", tenant="t_batch", created_ms=now - 5)  # a scheduler's clock behind
+    ms = [int(r.hget(keys.job(i), "enqueued_ms")) for i in ids + [late]]
+    assert ms == list(range(now, now + 13))
+    n = node(r)
+    assert [n.lease().job_id for _ in range(13)] == ids + [late]
+
+
 def test_lease_marks_job_and_fences_grow(r):
     a = enqueue(r)
     enqueue(r)

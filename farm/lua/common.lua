@@ -6,6 +6,7 @@ local KEY = {
   tq = '{{TENANT_QUEUE_PREFIX}}', ring = '{{RING_PREFIX}}', credit = '{{CREDIT_SUFFIX}}',
   leases = '{{LEASES}}', fence = '{{FENCE}}', nodes = '{{NODES}}', paused = '{{PAUSED}}',
   tenant = '{{TENANT_PREFIX}}', active = '{{ACTIVE_SUFFIX}}', tenant_jobs = '{{JOBS_SUFFIX}}',
+  last_ms = '{{LAST_MS_SUFFIX}}',
   usage = '{{USAGE_PREFIX}}', all_jobs = '{{ALL_JOBS}}', stats = '{{STATS}}',
   backlog = '{{BACKLOG}}', ledger = '{{LEDGER_PREFIX}}',
   events = '{{EVENTS}}', webhooks = '{{WEBHOOKS_SUFFIX}}', webhook_due = '{{WEBHOOK_DUE}}',
