@@ -11,21 +11,14 @@ import requests
 
 from farm.aclient import AsyncToonzClient
 from farm.client import ToonzClient
-from farm.localfarm import LocalFarm
 from farm.sdk_common import RenderFailed
 from tests.conftest import espeak
+from tests.farms import one_node_farm
 
 
 @pytest.fixture(scope="module")
 def local_farm(tmp_path_factory):
-    data = tmp_path_factory.mktemp("farm")
-    farm = LocalFarm(data, nodes=1)
-    try:
-        yield farm.start()
-    finally:
-        farm.stop()
-        for log in sorted((data / "logs").glob("*.log")):  # shown by pytest on failure
-            print(f"--- {log.name}\n{log.read_text()[-3000:]}")
+    yield from one_node_farm(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
