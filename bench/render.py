@@ -186,22 +186,33 @@ def _ready_frames(timeline_path: str, quality: str) -> list[tuple]:
 
 def _draw_by_copying(frames: list[tuple]) -> None:
     """Make this process's renders copy `frames` into the encoder's instead of drawing
-    them: the whole render as it would be with a renderer that costs nothing."""
+    them, in whichever loop the node would run: the whole render as it would be with
+    a renderer that costs nothing."""
     from node.render import frames as loop
+
+    def copy_in(encoder, slot: int, i: int) -> None:
+        for dst, src in zip(encoder.frame_planes(slot), frames[i]):
+            dst[...] = src
 
     class Copier:
         def __init__(self, scene, encoder, compositor) -> None:
             self.encoder = encoder
 
         def begin(self, i: int, slot: int) -> bool:
-            for dst, src in zip(self.encoder.frame_planes(slot), frames[i]):
-                dst[...] = src
+            copy_in(self.encoder, slot, i)
             return True
 
         def finish(self, handle: bool) -> bool:
             return handle
 
+    def one_thread(scene, encoder, compositor, progress) -> loop.LoopStats:
+        for i in range(scene.n_frames):
+            copy_in(encoder, 0, i)
+            encoder.write_frame(0)
+        return loop.LoopStats(frames=scene.n_frames, unique=scene.n_frames)
+
     loop._CpuDrawer = Copier
+    loop._encode_one_thread = one_thread
 
 
 class RssSampler:

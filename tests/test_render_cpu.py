@@ -144,12 +144,14 @@ class StubTimeline:
         return [self.shapes[int(i / fps * 5) % len(self.shapes)] for i in range(n_frames)]
 
 
-@pytest.mark.parametrize("slots", [2, 4])
-def test_two_thread_loop_encodes_the_frames_in_order(toonz, explainer, slots):
+@pytest.mark.parametrize(("threads", "slots"), [(True, 2), (True, 4), (False, 4)],
+                         ids=["two threads, 2 slots", "two threads, 4 slots", "one thread"])
+def test_cpu_loops_encode_the_frames_in_order(toonz, explainer, threads, slots):
     scene = build_scene(explainer, toonz, StubTimeline(3.0, "XABCDX"), 320, 180, 24)
     enc = RecordingEncoder(320, 180, slots)
     seen = []
-    stats = encode_cpu(scene, enc, CpuCompositor(scene.art), progress=seen.append)
+    stats = encode_cpu(scene, enc, CpuCompositor(scene.art), progress=seen.append,
+                       threads=threads)
     assert stats.frames == len(enc.frames) == scene.n_frames
     assert seen[-1] == 1.0
     reference = CpuCompositor(scene.art)
@@ -158,7 +160,8 @@ def test_two_thread_loop_encodes_the_frames_in_order(toonz, explainer, slots):
             np.testing.assert_array_equal(a, b)
 
 
-def test_two_thread_loop_stops_on_a_progress_error(toonz, explainer):
+@pytest.mark.parametrize("threads", [True, False], ids=["two threads", "one thread"])
+def test_cpu_loops_stop_on_a_progress_error(toonz, explainer, threads):
     scene = build_scene(explainer, toonz, StubTimeline(3.0, "XABCDX"), 320, 180, 24)
 
     def abort(fraction: float) -> None:
@@ -167,8 +170,20 @@ def test_two_thread_loop_stops_on_a_progress_error(toonz, explainer):
 
     enc = RecordingEncoder(320, 180)
     with pytest.raises(RuntimeError, match="lease lost"):
-        encode_cpu(scene, enc, CpuCompositor(scene.art), progress=abort)
+        encode_cpu(scene, enc, CpuCompositor(scene.art), progress=abort, threads=threads)
     assert len(enc.frames) < scene.n_frames
+
+
+def test_small_frames_are_drawn_on_one_thread_big_ones_on_two(toonz, explainer, monkeypatch):
+    from node.render import frames
+
+    used = []
+    monkeypatch.setattr(frames, "_encode_one_thread", lambda *a: used.append("one"))
+    monkeypatch.setattr(frames, "_encode_frames", lambda *a: used.append("two"))
+    for width, height in ((1280, 720), (1920, 1080)):
+        scene = build_scene(explainer, toonz, StubTimeline(0.1, "X"), width, height, 24)
+        encode_cpu(scene, RecordingEncoder(width, height), CpuCompositor(scene.art))
+    assert used == ["one", "two"]
 
 
 def test_scene_frames_match_gl(egl_ctx, toonz, explainer):

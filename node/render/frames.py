@@ -154,10 +154,44 @@ class _GlDrawer:
         return True
 
 
+# Frames up to this many pixels are drawn and encoded on one thread. There a frame's
+# drawing is cheaper than handing it to an encoding thread and back (the encoder's own
+# threads still run beside the drawing). On two cores, 30 s renders on one thread:
+# 8% faster at 360p, as fast at 720p with 3% less CPU, 1.5% slower at 1080p, 4.5% at 4K.
+ONE_THREAD_MAX_PIXELS = 1280 * 720
+
+
 def encode_cpu(scene: Scene, encoder: VideoEncoder, compositor: CpuCompositor,
-               progress: Progress = None) -> LoopStats:
-    """Each frame's damage composited on the CPU, straight into the encoder's frame."""
-    return _encode_frames(scene, encoder, _CpuDrawer(scene, encoder, compositor), progress)
+               progress: Progress = None, threads: bool | None = None) -> LoopStats:
+    """Each frame's damage composited on the CPU, straight into the encoder's frame.
+
+    `threads` (None: by frame size, see ONE_THREAD_MAX_PIXELS) draws in this thread
+    while another encodes, through the encoder's frame slots."""
+    if threads is None:
+        threads = scene.art.width * scene.art.height > ONE_THREAD_MAX_PIXELS
+    if threads:
+        return _encode_frames(scene, encoder, _CpuDrawer(scene, encoder, compositor), progress)
+    return _encode_one_thread(scene, encoder, compositor, progress)
+
+
+def _encode_one_thread(scene: Scene, encoder: VideoEncoder, compositor: CpuCompositor,
+                       progress: Progress) -> LoopStats:
+    """Draw each frame's damage into the encoder's one frame, then encode it."""
+    stats = LoopStats()
+    clock = time.perf_counter
+    target = compositor.yuv_target()  # pixels unknown: the first frame is drawn whole
+    n = scene.n_frames
+    for i in range(n):
+        t0 = clock()
+        target.planes = encoder.frame_planes(0)  # fetched again every frame (its contract)
+        stats.unique += compositor.draw(scene.frame(i), target) is not None
+        t1 = clock()
+        encoder.write_frame(0)
+        stats.render_s += t1 - t0
+        stats.encode_s += clock() - t1
+        _report(progress, i, n)
+    stats.frames = n
+    return stats
 
 
 def encode_gl(scene: Scene, encoder: VideoEncoder, compositor, progress: Progress = None) -> LoopStats:
