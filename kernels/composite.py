@@ -21,7 +21,8 @@ from node.render.types import Placement, SceneArt
 
 
 def _premultiplied(rgba: np.ndarray, device: torch.device | str) -> Tensor:
-    return torch.from_numpy(np.ascontiguousarray(rgba)).to(device, torch.float32) / 255.0
+    # Sprites are read-only arrays, which torch will not wrap: copied only then.
+    return torch.from_numpy(np.require(rgba, requirements=["C", "W"])).to(device, torch.float32) / 255.0
 
 
 def resample(src: Tensor, p: Placement, x0: int, y0: int, x1: int, y1: int) -> Tensor:
