@@ -325,7 +325,8 @@ def summarise(runs: dict, seconds: float) -> dict:
     # Ratios within each round (the three ran back to back), then their median:
     # slow drift on a shared machine cancels out.
     pairs = list(zip(runs["render"], runs["encoder"], runs["baseline"], runs["predrawn"]))
-    vs_encoder = statistics.median(e["seconds"] / r["seconds"] for r, e, _, _ in pairs)
+    rounds = [e["seconds"] / r["seconds"] for r, e, _, _ in pairs]
+    vs_encoder = statistics.median(rounds)
     vs_baseline = statistics.median(b["seconds"] / r["seconds"] for r, _, b, _ in pairs)
     free_vs_encoder = statistics.median(e["seconds"] / f["seconds"] for _, e, _, f in pairs)
     first = runs["render"][0]
@@ -334,7 +335,8 @@ def summarise(runs: dict, seconds: float) -> dict:
             "codec": first["codec"], "unique_frames": first["unique_frames"],
             "render_fps": fps["render"], "encoder_alone_fps": fps["encoder"],
             "baseline_fps": fps["baseline"], "predrawn_fps": fps["predrawn"],
-            "ratio_vs_encoder": vs_encoder, "predrawn_vs_encoder": free_vs_encoder,
+            "ratio_vs_encoder": vs_encoder, "ratio_vs_encoder_range": [min(rounds), max(rounds)],
+            "predrawn_vs_encoder": free_vs_encoder,
             "speedup_vs_baseline": vs_baseline, "cpu_ms_per_frame": cpu_ms,
             "render_stage_s": stages,
             "seconds": {m: [r["seconds"] for r in runs[m]] for m in MODES}}
@@ -361,17 +363,18 @@ def memory(tmp: Path, audio: Path, timeline, quality: str, warm: tuple[Path, Pat
 
 def print_tables(result: dict) -> None:
     print(f"\nmedians of {result['runs']} runs, each in its own process; frames/s (CPU ms a frame);"
-          " ratios: median of the ratios within each round")
+          " ratios: median of the ratios within each round (whole / encoder: and their range)")
     print("| preset | frames | backend | whole render | free renderer | encoder alone | baseline |"
           " whole / encoder | free renderer / encoder | whole / baseline |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for name, r in result["presets"].items():
         cpu = r["cpu_ms_per_frame"]
+        lo, hi = r["ratio_vs_encoder_range"]
         print(f"| {name} | {r['frames']} ({r['unique_frames']} drawn) | {r['backend']}, {r['codec']} "
               f"| {r['render_fps']:.0f} ({cpu['render']:.1f}) | {r['predrawn_fps']:.0f} "
               f"({cpu['predrawn']:.1f}) | {r['encoder_alone_fps']:.0f} "
               f"({cpu['encoder']:.1f}) | {r['baseline_fps']:.0f} ({cpu['baseline']:.1f}) "
-              f"| {r['ratio_vs_encoder']:.2f} | {r['predrawn_vs_encoder']:.2f} "
+              f"| {r['ratio_vs_encoder']:.2f} ({lo:.2f}-{hi:.2f}) | {r['predrawn_vs_encoder']:.2f} "
               f"| {r['speedup_vs_baseline']:.1f}x |")
     print("\nwhere the whole render's time goes (median s):")
     for name, r in result["presets"].items():
