@@ -18,6 +18,9 @@ Results are written after every preset, so a run cut short still reports.
 
     python bench/device_render.py export --dir .gl/scenes --seconds 10   # here
     python bench/device_render.py run --dir .gl/scenes --out $OUT         # on the GPU
+
+scripts/device-prep.sh (here: the scenes, and the packages the device lacks) and
+scripts/device-check.sh (there: EGL probe, GL tests, this bench) wrap both.
 """
 
 from __future__ import annotations
