@@ -242,16 +242,17 @@ def test_read_back_tickets_must_be_fetched_in_time(egl_ctx):
         gl.complete(tickets[3], targets[3])
 
 
-def test_gl_encoding_loop_encodes_the_frames_in_order(egl_ctx, toonz, explainer):
+def test_gl_encoding_loop_encodes_the_frames_in_order(egl_ctx, toonz, explainer, tmp_path):
     from node.render.frames import encode_gl
     from node.render.scene import build_scene
-    from tests.test_render_cpu import RecordingEncoder, StubTimeline
+    from tests.test_render_cpu import StubTimeline, decoded_i420, lossless_encoder
 
     scene = build_scene(explainer, toonz, StubTimeline(2.0, "XABCDX"), 320, 180, 24)
-    enc = RecordingEncoder(320, 180)
     with GLCompositor(scene.art, egl_ctx) as gl:
-        stats = encode_gl(scene, enc, gl)
-        assert stats.frames == len(enc.frames) == scene.n_frames
-        for i, got in enumerate(enc.frames):
-            for a, b in zip(got, gl.render_yuv(scene.frame(i))):
-                np.testing.assert_array_equal(a, b)
+        with lossless_encoder(tmp_path / "v.mp4", 320, 180) as enc:
+            stats = encode_gl(scene, enc, gl)
+        frames = decoded_i420(tmp_path / "v.mp4")
+        assert stats.frames == len(frames) == scene.n_frames
+        for i, got in enumerate(frames):
+            gl.render_yuv(scene.frame(i))
+            np.testing.assert_array_equal(got, gl.i420, err_msg=f"frame {i}")

@@ -11,6 +11,7 @@ Damage regions and the two-thread encoding loop change nothing: bit-identical.
 
 from __future__ import annotations
 
+import av
 import numpy as np
 import pytest
 import torch
@@ -19,6 +20,8 @@ from kernels import composite, rgb_to_yuv420
 from node.render import yuv
 from node.render.backend import choose_backend
 from node.render.cpu import CpuCompositor
+from node.render import encode
+from node.render.encode import VideoEncoder
 from node.render.frames import encode_cpu
 from node.render.gl import GLCompositor, create_context
 from node.render.scene import build_scene
@@ -116,24 +119,15 @@ def test_odd_size_is_rejected():
         CpuCompositor(make_art(95, 64))
 
 
-class RecordingEncoder:
-    """The frame-slot API of VideoEncoder, keeping a copy of every frame encoded."""
+def lossless_encoder(path, width: int, height: int) -> VideoEncoder:
+    """The real encoder at x264 qp 0: the frames decode back exactly as drawn."""
+    return VideoEncoder(path, width, height, 24, options={"preset": "ultrafast", "qp": "0"})
 
-    def __init__(self, width: int, height: int, slots: int = 4) -> None:
-        shapes = ((height, width), (height // 2, width // 2), (height // 2, width // 2))
-        # Garbage to start with, as a reused frame may hold: every pixel must be written.
-        self._slots = [tuple(np.full(s, 77, np.uint8) for s in shapes) for _ in range(slots)]
-        self.frames: list[tuple[np.ndarray, ...]] = []
 
-    @property
-    def slots(self) -> int:
-        return len(self._slots)
-
-    def frame_planes(self, slot: int = 0):
-        return self._slots[slot]
-
-    def write_frame(self, slot: int = 0) -> None:
-        self.frames.append(tuple(p.copy() for p in self._slots[slot]))
+def decoded_i420(path) -> list[np.ndarray]:
+    """Every frame of a video as one (H * 3 / 2, W) I420 array."""
+    with av.open(str(path)) as container:
+        return [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
 
 
 class StubTimeline:
@@ -146,35 +140,40 @@ class StubTimeline:
 
 @pytest.mark.parametrize(("threads", "slots"), [(True, 2), (True, 4), (False, 4)],
                          ids=["two threads, 2 slots", "two threads, 4 slots", "one thread"])
-def test_cpu_loops_encode_the_frames_in_order(toonz, explainer, threads, slots):
+def test_cpu_loops_encode_the_frames_in_order(toonz, explainer, threads, slots, tmp_path,
+                                              monkeypatch):
+    monkeypatch.setattr(encode, "FRAME_SLOTS", slots)
     scene = build_scene(explainer, toonz, StubTimeline(3.0, "XABCDX"), 320, 180, 24)
-    enc = RecordingEncoder(320, 180, slots)
     seen = []
-    stats = encode_cpu(scene, enc, CpuCompositor(scene.art), progress=seen.append,
-                       threads=threads)
-    assert stats.frames == len(enc.frames) == scene.n_frames
+    with lossless_encoder(tmp_path / "v.mp4", 320, 180) as enc:
+        assert enc.slots == slots
+        stats = encode_cpu(scene, enc, CpuCompositor(scene.art), progress=seen.append,
+                           threads=threads)
+    frames = decoded_i420(tmp_path / "v.mp4")
+    assert stats.frames == len(frames) == scene.n_frames
     assert seen[-1] == 1.0
     reference = CpuCompositor(scene.art)
-    for i, got in enumerate(enc.frames):
-        for a, b in zip(got, reference.render_yuv(scene.frame(i))):
-            np.testing.assert_array_equal(a, b)
+    for i, got in enumerate(frames):
+        reference.render_yuv(scene.frame(i))
+        np.testing.assert_array_equal(got, reference.i420, err_msg=f"frame {i}")
 
 
 @pytest.mark.parametrize("threads", [True, False], ids=["two threads", "one thread"])
-def test_cpu_loops_stop_on_a_progress_error(toonz, explainer, threads):
+def test_cpu_loops_stop_on_a_progress_error(toonz, explainer, threads, tmp_path):
     scene = build_scene(explainer, toonz, StubTimeline(3.0, "XABCDX"), 320, 180, 24)
 
     def abort(fraction: float) -> None:
         if fraction > 0.3:
             raise RuntimeError("lease lost")
 
-    enc = RecordingEncoder(320, 180)
     with pytest.raises(RuntimeError, match="lease lost"):
-        encode_cpu(scene, enc, CpuCompositor(scene.art), progress=abort, threads=threads)
-    assert len(enc.frames) < scene.n_frames
+        with lossless_encoder(tmp_path / "v.mp4", 320, 180) as enc:
+            encode_cpu(scene, enc, CpuCompositor(scene.art), progress=abort, threads=threads)
+    assert 0 < enc.frames_written < scene.n_frames
 
 
-def test_small_frames_are_drawn_on_one_thread_big_ones_on_two(toonz, explainer, monkeypatch):
+def test_small_frames_are_drawn_on_one_thread_big_ones_on_two(toonz, explainer, monkeypatch,
+                                                              tmp_path):
     from node.render import frames
 
     used = []
@@ -182,7 +181,8 @@ def test_small_frames_are_drawn_on_one_thread_big_ones_on_two(toonz, explainer, 
     monkeypatch.setattr(frames, "_encode_frames", lambda *a: used.append("two"))
     for width, height in ((1280, 720), (1920, 1080)):
         scene = build_scene(explainer, toonz, StubTimeline(0.1, "X"), width, height, 24)
-        encode_cpu(scene, RecordingEncoder(width, height), CpuCompositor(scene.art))
+        with lossless_encoder(tmp_path / f"{width}.mp4", width, height) as enc:
+            encode_cpu(scene, enc, CpuCompositor(scene.art))
     assert used == ["one", "two"]
 
 
