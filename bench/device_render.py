@@ -7,8 +7,8 @@ compositors and encoder, and checks its frames against llvmpipe's. Per preset:
 
 - render only, every frame drawn and read back whole: synchronously (`render_yuv`)
   and through the pixel-buffer ring (`submit` / `complete`, one frame in flight);
-- render only, as the node renders: only the damage rectangle read back, and
-  nothing drawn for a frame equal to the one before; also with two frames in
+- render only, as the node renders: only the damage rectangle drawn, converted
+  and read back, and nothing drawn for a frame equal to the one before; also with two frames in
   flight and with glFlush after each submit (what might keep the GPU busier);
 - the node's loop (GL drawing, encoding in a second thread) beside the encoder
   alone fed the same frames as ready YUV, and the CPU compositor's loop;

@@ -207,6 +207,29 @@ def test_damage_read_back_is_the_whole_render(egl_ctx):
                 np.testing.assert_array_equal(got, ref)
 
 
+def test_damage_is_drawn_alone(egl_ctx):
+    """submit draws and converts only the damage: inside it the planes are the frame's
+    whatever the GPU held before; outside it the GPU's targets keep what they held."""
+    art = make_art()
+    moved = (Placement("dot", 50, 30), *PLACEMENTS[1:])
+    with GLCompositor(art, egl_ctx) as gl:
+        target = gl.yuv_target(tuple(np.zeros(s, np.uint8) for s in ((64, 96), (32, 48), (32, 48))))
+        gl.draw(PLACEMENTS, target)
+        want = tuple(p.copy() for p in gl.render_yuv(moved))
+        bare = gl.render_yuv(())[0].copy()  # the GPU's targets now hold the background
+        x0, y0, x1, y1 = gl.draw(moved, target)
+        assert (x1 - x0) * (y1 - y0) < 96 * 64 // 2
+        for got, ref in zip(target.planes, want):
+            np.testing.assert_array_equal(got, ref)
+        on_gpu = np.frombuffer(gl._y_fbo.read(components=gl._y_pack, alignment=1), np.uint8)
+        on_gpu = on_gpu.reshape(64, 96)
+        np.testing.assert_array_equal(on_gpu[y0:y1, x0:x1], want[0][y0:y1, x0:x1])
+        outside = np.ones((64, 96), bool)
+        outside[y0:y1, x0:x1] = False
+        np.testing.assert_array_equal(on_gpu[outside], bare[outside])
+        assert not np.array_equal(want[0][outside], bare[outside])  # the frame differs there
+
+
 def test_two_frames_in_flight_with_flush_read_back_each_frame(egl_ctx):
     """Read-backs trailing two submits behind, glFlush after each: every frame's planes
     still come back as rendered (bench/device_render.py times this way)."""

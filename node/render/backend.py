@@ -1,8 +1,9 @@
 """Which compositor a node uses: GL on a real GPU, the CPU compositor everywhere else.
 
 On Mesa's llvmpipe a GL pass is CPU work that holds the GIL (DESIGN.md); there the
-CPU compositor (node/render/cpu.py) measured 10x faster than GL at 720p and
-leaves the GIL to the encoder. Both give the same frames within a stated
+CPU compositor (node/render/cpu.py) leaves the GIL to the encoder: a whole 720p
+render of 30 s of narration took 2.3 s with it and 4.6 s with GL on llvmpipe, even
+with GL drawing only each frame's damage (2-core VM). Both give the same frames within a stated
 tolerance (tests/test_render_cpu.py).
 """
 
