@@ -71,15 +71,16 @@ def prepare(audio_path: Path | None, *, transcript: str | None = None, timeline:
     what `render`'s do. `audio_path` None: `timeline` is already fitted to its audio (a
     chunk of a longer render, rebuilt from its parent's timeline), and sets the length.
     """
-    from assets.loader import load_character, load_template
+    from assets.loader import load_character
     from node.render.scene import CastMember, build_cast
 
     t0 = time.perf_counter()
     stages: dict[str, float] = {}
     preset = presets.quality(quality)
     fmt = presets.output_format(format)
-    tpl, char = load_template(template), load_character(character)  # fail fast on bad names
-    char.expression(expression)
+    tpl, char = check_request(template=template, character=character, quality=quality,
+                              format=format, expression=expression,
+                              second_character=second_character)  # fail fast on bad names
     partner = None
     if tpl.second_character is not None:
         partner = load_character(second_character or tpl.second_character.default or character)
@@ -116,6 +117,31 @@ def prepare(audio_path: Path | None, *, transcript: str | None = None, timeline:
     stages["scene"] = time.perf_counter() - t
     return Prepared(scene=scene, template=tpl, timeline=timeline, shown=shown, format=fmt, fps=fps,
                     width=width, height=height, stages=stages)
+
+
+def check_request(*, template: str = "explainer", character: str = "toonz",
+                  quality: str = "standard", format: str = "mp4", expression: str = "neutral",
+                  second_character: str | None = None, logo: Path | None = None) -> tuple[Any, Any]:
+    """The checks `render` makes before any work, on their own: the names, the
+    expression, a second character only where the template seats two, and the logo
+    (size, format, readable). `toonz render` runs them before its progress bar.
+    Returns the template and the character; raises InvalidInput."""
+    from assets.loader import load_character, load_template
+    from farm.errors import InvalidInput
+
+    preset = presets.quality(quality)
+    presets.output_format(format)
+    tpl, char = load_template(template), load_character(character)
+    char.expression(expression)
+    if second_character:
+        if tpl.second_character is None:
+            raise InvalidInput(f"template {template!r} has one seat; a second character needs a "
+                               "two-person template (such as podcast)", code="no_second_seat")
+        load_character(second_character)
+    if logo is not None:
+        from assets import overlay
+        overlay.logo(Path(logo), tpl, *frame_size(preset, tpl))
+    return tpl, char
 
 
 def render(audio_path: Path, out_path: Path, *, transcript: str | None = None,

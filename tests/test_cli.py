@@ -6,11 +6,13 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import redis
 
 from farm.tenants import digest
 from farm import keys
+from farm.timeline import Timeline
 from tests.media import probe
 
 
@@ -50,12 +52,48 @@ def test_render_from_a_rhubarb_timeline(goforward, tmp_path):
     assert (facts.width, facts.height) == (640, 360) and facts.audio_codec == "aac"
 
 
+def test_render_options_reach_the_frames(goforward, tmp_path):
+    """Template, second character, expression, captions, logo and watermark flags draw
+    the frames `render` draws with the same options, and change them."""
+    from PIL import Image
+
+    from node.pipeline import render
+
+    Image.new("RGBA", (60, 30), (230, 40, 40, 255)).save(tmp_path / "logo.png")
+    cues = {"metadata": {"soundFile": "x.wav", "duration": 2.8},
+            "mouthCues": [{"start": 0.0, "end": 0.6, "value": "X"}, {"start": 0.6, "end": 1.2, "value": "E"},
+                          {"start": 1.2, "end": 2.8, "value": "X"}]}
+    (tmp_path / "cues.json").write_text(json.dumps(cues))
+    options = {"template": "podcast", "second_character": "bolt", "expression": "happy",
+               "captions": False, "watermark": True, "logo": tmp_path / "logo.png"}
+    res = toonz("render", goforward[0], "--timeline", tmp_path / "cues.json", "--quality", "preview",
+                "--template", "podcast", "--second-character", "bolt", "--expression", "happy",
+                "--no-captions", "--watermark", "--logo", tmp_path / "logo.png", "-o", tmp_path / "cli.mp4")
+    assert res.returncode == 0, res.stderr
+    timeline = Timeline.from_rhubarb_json(cues)
+    same = render(goforward[0], tmp_path / "same.mp4", timeline=timeline, quality="preview", **options)
+    plain = render(goforward[0], tmp_path / "plain.mp4", timeline=timeline, quality="preview",
+                   template="podcast")
+    poster = np.asarray(Image.open(tmp_path / "cli.poster.png"))
+    np.testing.assert_array_equal(poster, np.asarray(Image.open(same.poster)))
+    assert not np.array_equal(poster, np.asarray(Image.open(plain.poster)))
+
+
 @pytest.mark.parametrize("args,needle", [
     (["render", "missing.wav", "-o", "x.mp4"], "no such audio file"),
     (["render", "{notaudio}", "-o", "x.mp4"], "unreadable_audio"),
     (["render", "{wav}", "--timeline", "{badjson}", "-o", "x.mp4"], "invalid_timeline"),
     (["render", "{wav}", "--template", "nope", "-o", "x.mp4"], "unknown_template"),
+    (["render", "{wav}", "--expression", "grumpy", "-o", "x.mp4"], "unknown_expression"),
+    (["render", "{wav}", "--second-character", "bolt", "-o", "x.mp4"], "no_second_seat"),
+    (["render", "{wav}", "--template", "podcast", "--second-character", "nobody", "-o", "x.mp4"],
+     "unknown_character"),
+    (["render", "{wav}", "--logo", "{notaudio}", "-o", "x.mp4"], "invalid_logo"),
+    (["render", "{wav}", "--logo", "missing.png", "-o", "x.mp4"], "no such logo file"),
     (["lipsync", "missing.wav"], "no such audio file"),
+    (["submit", "{wav}", "--audio-url", "http://127.0.0.1:9/a.wav"], "AUDIO file or --audio-url"),
+    (["submit", "--audio-url", "http://127.0.0.1:9/a.wav", "--logo", "{notaudio}"],
+     "a logo file is uploaded with an AUDIO file"),
 ])
 def test_cli_errors_are_one_line(args, needle, tmp_path, goforward):
     (tmp_path / "notaudio.wav").write_text("hello, I am text")

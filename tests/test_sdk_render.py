@@ -4,6 +4,8 @@ a LocalFarm with one node."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,27 @@ async def test_async_render_follows_the_event_stream(local_farm, clip, tmp_path)
                 await client.wait_for_completion(other.job_id, timeout=30)
         finally:
             assert requests.post(f"{tier}/resume", headers=admin).ok
+
+
+def test_toonz_submit_sends_its_options(local_farm, clip, tmp_path):
+    """`toonz submit` with every render option: the farm records them, and the file
+    downloaded is the format asked for."""
+    from PIL import Image
+
+    from tests.media import probe
+
+    Image.new("RGBA", (60, 30), (230, 40, 40, 255)).save(tmp_path / "logo.png")
+    res = subprocess.run(
+        [sys.executable, "-m", "farm.cli.main", "submit", str(clip[0]), "--transcript", clip[1],
+         "--template", "podcast", "--second-character", "bolt", "--expression", "happy",
+         "--no-captions", "--logo", str(tmp_path / "logo.png"), "--format", "webm",
+         "--quality", "preview", "--url", local_farm.scheduler_url, "--api-key", local_farm.api_key],
+        capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert res.returncode == 0, res.stderr
+    job_id = res.stdout.split("submitted ", 1)[1].split(":", 1)[0]
+    facts = probe(tmp_path / f"{job_id}.webm")
+    assert facts.video_codec == "vp9" and (facts.width, facts.height) == (640, 360)
+    with ToonzClient(local_farm.scheduler_url, local_farm.api_key) as client:
+        job = client.get(job_id).raw
+    assert (job["template"], job["second_character"], job["expression"], job["captions"],
+            job["logo"]) == ("podcast", "bolt", "happy", False, True)
