@@ -11,7 +11,8 @@ compositors and encoder, and checks its frames against llvmpipe's. Per preset:
   and read back, and nothing drawn for a frame equal to the one before; also with two frames in
   flight and with glFlush after each submit (what might keep the GPU busier);
 - the node's loop (GL drawing, encoding in a second thread) beside the encoder
-  alone fed the same frames as ready YUV, and the CPU compositor's loop;
+  alone fed the same frames as ready YUV, the CPU compositor's loop and (standard
+  and hd) bench/render.py's Pillow baseline: what "3x the baseline" is on a GPU node;
 - the NVENC encoders the device can open, and the torch kernels on CUDA.
 
 Results are written after every preset, so a run cut short still reports.
@@ -157,7 +158,9 @@ def render_only(gl, replay: Replay, repeats: int) -> dict:
             "pbo_damage_2_in_flight_flush_fps": timed(ring(False, 2, True), n, repeats)}
 
 
-def node_loops(gl, replay: Replay, meta: dict, audio, out: Path, repeats: int) -> dict:
+def node_loops(gl, replay: Replay, meta: dict, audio, out: Path, repeats: int,
+               baseline: bool = False) -> dict:
+    from bench.render import pillow_encode
     from node.render.cpu import CpuCompositor
     from node.render.encode import VideoEncoder
     from node.render.frames import encode_cpu, encode_gl
@@ -184,17 +187,25 @@ def node_loops(gl, replay: Replay, meta: dict, audio, out: Path, repeats: int) -
                 loop(replay, enc, compositor)
         return run
 
+    def pillow() -> None:  # bench/render.py's baseline: Pillow, RGB to PyAV
+        with encoder("baseline.mp4") as enc:
+            pillow_encode(replay.art, (replay.frame(i) for i in range(n)), enc)
+
+    loops = [("encoder_alone_fps", alone), ("gl_node_fps", node(encode_gl, gl)),
+             ("cpu_node_fps", node(encode_cpu, CpuCompositor(replay.art)))]
+    if baseline:
+        loops.append(("baseline_fps", pillow))
     row = {}
     for _ in range(repeats):  # interleaved: drift hits every loop alike
-        for key, fn in (("encoder_alone_fps", alone), ("gl_node_fps", node(encode_gl, gl)),
-                        ("cpu_node_fps", node(encode_cpu, CpuCompositor(replay.art)))):
+        for key, fn in loops:
             row.setdefault(key, []).append(timed(fn, n, 1))
     for f in out.glob("*.mp4"):
         f.unlink()
     return {k: statistics.median(v) for k, v in row.items()}
 
 
-def run(src: Path, out: Path, repeats: int, qualities: list[str], loops: list[str]) -> None:
+def run(src: Path, out: Path, repeats: int, qualities: list[str], loops: list[str],
+        baselines: list[str] = ()) -> None:
     from node.render.cpu import CpuCompositor
     from node.render.encode import codec_available
     from node.render.gl import GLCompositor, create_context
@@ -221,7 +232,7 @@ def run(src: Path, out: Path, repeats: int, qualities: list[str], loops: list[st
                "max_diff_vs_llvmpipe": diff_ref, "max_diff_vs_cpu": diff_cpu,
                **render_only(gl, replay, repeats)}
         if name in loops:
-            row.update(node_loops(gl, replay, meta, audio, out, repeats))
+            row.update(node_loops(gl, replay, meta, audio, out, repeats, name in baselines))
         gl.close()
         result["presets"][name] = row
         print(name, json.dumps({k: round(v) if isinstance(v, float) else v for k, v in row.items()}),
@@ -276,12 +287,15 @@ def main() -> int:
     p.add_argument("--qualities", default=",".join(QUALITIES))
     p.add_argument("--loops", default="standard,hd,ultra",
                    help="presets whose node loop and encoder alone are timed too")
+    p.add_argument("--baselines", default="standard,hd",
+                   help="of those, the presets whose Pillow baseline (bench/render.py's) is timed too")
     args = p.parse_args()
     if args.mode == "export":
         export(args.dir, args.seconds)
     else:
         args.out.mkdir(parents=True, exist_ok=True)
-        run(args.dir, args.out, args.repeats, args.qualities.split(","), args.loops.split(","))
+        run(args.dir, args.out, args.repeats, args.qualities.split(","), args.loops.split(","),
+            args.baselines.split(","))
     return 0
 
 

@@ -144,27 +144,33 @@ def measure(mode: str, audio: str, timeline_path: str, quality: str, out: str) -
 def _baseline(timeline_path: str, quality: str, audio: str, out: str, codec: str,
               options: dict) -> int:
     """The straightforward renderer, from the timeline on; how many frames it wrote."""
-    import numpy as np
-    from PIL import Image
-
     from farm import presets
     from farm.audio import decode_audio
     from node.pipeline import AUDIO_RATE
     from node.render.encode import VideoEncoder
     q = presets.quality(quality)
     scene = _scene(timeline_path, quality)
-    bg = Image.fromarray(scene.art.background[..., :3]).convert("RGBA")
-    sprites = {n: Image.fromarray(s.rgba, "RGBa").convert("RGBA") for n, s in scene.art.sprites.items()}
     pcm = decode_audio(audio, AUDIO_RATE)
     with VideoEncoder(Path(out), q.width, q.height, q.fps, audio=pcm, audio_rate=AUDIO_RATE,
                       codec=codec, options=options) as enc:
-        for i in range(scene.n_frames):
-            frame = bg.copy()
-            for p in scene.frame(i):
-                sx, sy = max(0, -int(p.x)), max(0, -int(p.y))
-                frame.alpha_composite(sprites[p.sprite], (int(p.x) + sx, int(p.y) + sy), (sx, sy))
-            enc.write_rgb(np.asarray(frame.convert("RGB")))
+        pillow_encode(scene.art, (scene.frame(i) for i in range(scene.n_frames)), enc)
     return scene.n_frames
+
+
+def pillow_encode(art, draw_lists, encoder) -> None:
+    """The baseline's frames: each composited whole with Pillow's alpha_composite over
+    the background, handed to the encoder as RGB (PyAV converts it)."""
+    import numpy as np
+    from PIL import Image
+
+    bg = Image.fromarray(art.background[..., :3]).convert("RGBA")
+    sprites = {n: Image.fromarray(s.rgba, "RGBa").convert("RGBA") for n, s in art.sprites.items()}
+    for draw in draw_lists:
+        frame = bg.copy()
+        for p in draw:
+            sx, sy = max(0, -int(p.x)), max(0, -int(p.y))
+            frame.alpha_composite(sprites[p.sprite], (int(p.x) + sx, int(p.y) + sy), (sx, sy))
+        encoder.write_rgb(np.asarray(frame.convert("RGB")))
 
 
 def _ready_frames(timeline_path: str, quality: str) -> list[tuple]:

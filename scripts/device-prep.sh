@@ -4,7 +4,7 @@
 #   .gl/render/debs  the GLVND runtime (libEGL, libGL, libOpenGL, ...) and the Vulkan loader
 #                    (the set the H200 check of 2026-11-26 ran with) as Debian packages,
 #                    unpacked on the device, where only the NVIDIA driver's libraries exist;
-#   .gl/render/whl   PyAV, ModernGL and glcontext wheels for the device's Python (3.12 by
+#   .gl/render/whl   PyAV, ModernGL, glcontext and Pillow wheels for the device's Python (3.12 by
 #                    default: DEVICE_PYTHON=3.11 for another); numpy and torch are there;
 #   .gl/scenes       the presets' scenes (lip sync, art, placements), made here because the
 #                    device has no cairo and no PocketSphinx.
@@ -17,7 +17,7 @@ mkdir -p .gl/render/debs .gl/render/whl
 (cd .gl/render/debs && apt-get download -q libegl1 libgl1 libgles2 libglvnd0 libglx0 libopengl0 libvulkan1)
 VERSIONS=$(.venv/bin/python -c "
 from importlib.metadata import version
-print(' '.join(f'{p}=={version(p)}' for p in ('av', 'moderngl', 'glcontext')))")
+print(' '.join(f'{p}=={version(p)}' for p in ('av', 'moderngl', 'glcontext', 'pillow')))")
 .venv/bin/python -m pip download -q --no-deps --only-binary=:all: --python-version "$PY" \
   --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
   --implementation cp -d .gl/render/whl $VERSIONS
