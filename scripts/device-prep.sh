@@ -4,8 +4,10 @@
 #   .gl/render/debs  the GLVND runtime (libEGL, libGL, libOpenGL, ...) and the Vulkan loader
 #                    (the set the H200 check of 2026-11-26 ran with) as Debian packages,
 #                    unpacked on the device, where only the NVIDIA driver's libraries exist;
-#   .gl/render/whl   PyAV, ModernGL, glcontext and Pillow wheels for the device's Python (3.12 by
-#                    default: DEVICE_PYTHON=3.11 for another); numpy and torch are there;
+#   .gl/render/whl   PyAV, ModernGL, glcontext and Pillow wheels for the device's Python
+#                    (3.12 by default: DEVICE_PYTHON=3.11 for another); numpy and torch are
+#                    there; numba is not shipped (llvmlite alone is 57 MB, and what a run
+#                    carries is at most 64 MiB), so there the CPU compositor runs numpy;
 #   .gl/scenes       the presets' scenes (lip sync, art, placements), made here because the
 #                    device has no cairo and no PocketSphinx.
 # Then, with a device lent: run scripts/device-check.sh there, carrying .gl.

@@ -1,4 +1,4 @@
-"""The CPU compositor: premultiplied "over" in integer numpy, redrawing only what changed.
+"""The CPU compositor: premultiplied "over" in integer arithmetic, redrawing only what changed.
 
 On a node without a GPU, llvmpipe runs GL on the CPU anyway and holds the GIL
 while it does (DESIGN.md); this backend does the same work where it is needed:
@@ -11,7 +11,11 @@ while it does (DESIGN.md); this backend does the same work where it is needed:
   blended in planar uint16 with GL's arithmetic (one rounding to 8 bits per
   blend: src + round(dst * (255 - a) / 255)), then converted to YUV 4:2:0;
 - whole-pixel, unscaled, opaque placements (the scene builder's) take an exact
-  integer path; others are resampled by the torch reference (kernels.composite).
+  integer path; others are resampled by the torch reference (kernels.composite);
+- into YUV targets (the encoder's frames) a region of exact placements is drawn by
+  a compiled loop (node/render/fused.py: the same arithmetic in one pass, 3.6-4x
+  faster); numpy draws the rest (RGB for the poster, a GIF's palette indices,
+  regions with resampled placements) and everything where numba is missing.
 
 Output: bit-identical for the same inputs, whatever the order of damage. For
 the integer path, RGB within 1 code of GL on llvmpipe (whose blend rounds in
@@ -30,6 +34,11 @@ import numpy as np
 from node.render import yuv
 from node.render.damage import PlaneTarget, Rect, damage, damage_rects, placement_bounds, union
 from node.render.types import Placement, SceneArt, check_art
+
+try:  # the compiled inner loop; without numba (the GPU bench machines) numpy draws
+    from node.render.fused import LAYER_FIELDS, draw_yuv
+except ImportError:  # pragma: no cover - numba is a node dependency
+    LAYER_FIELDS, draw_yuv = 0, None
 
 # A region is composited and converted in strips of at most this many pixels (and
 # at least two rows): a strip's planes stay in the core's cache through the blends
@@ -115,6 +124,8 @@ class CpuCompositor:
         self._art = art
         self._bg = np.ascontiguousarray(bg[..., :3].transpose(2, 0, 1), dtype=np.uint16)
         self._srcs = {name: _Src(s.rgba) for name, s in art.sprites.items()}
+        self._atlas, self._offsets = _atlas(art)
+        self._rows = np.empty((3, 2, width), np.int32)
         # Flat, so that a region's (3, h, w) view of it is contiguous: numpy was 2x
         # faster on it than on a region of a (3, H, W) array. Strip-sized.
         strip = max(STRIP_PIXELS, 2 * width)
@@ -158,9 +169,15 @@ class CpuCompositor:
             if p.sprite not in self._srcs:
                 raise KeyError(f"Placement names an unknown sprite {p.sprite!r}")
         rects = damage_rects(target.shows, placements, self._bounds, (self.width, self.height))
+        fused = draw_yuv is not None and isinstance(target, YuvTarget)
         for rect in rects:
-            for strip in _strips(rect):
-                target.write(strip, self._composite(strip, placements))
+            layers = self._layers(rect, placements) if fused else None
+            if layers is not None:
+                y, u, v = target.planes
+                draw_yuv(self._bg, self._atlas, layers, *rect, y, u, v, self._rows)
+            else:
+                for strip in _strips(rect):
+                    target.write(strip, self._composite(strip, placements))
             x0, y0, x1, y1 = rect
             self.pixels_drawn += (x1 - x0) * (y1 - y0)
         target.shows = placements
@@ -193,6 +210,23 @@ class CpuCompositor:
             src = self._srcs[p.sprite]
             box = self._boxes[p] = placement_bounds(p, src.width, src.height)
         return box
+
+    def _layers(self, rect: Rect, placements: tuple[Placement, ...]) -> np.ndarray | None:
+        """The compiled path's table of the placements over `rect` (node/render/fused.py);
+        None when one of them needs resampling (the numpy path draws that region)."""
+        x0, y0, x1, y1 = rect
+        bounds, offsets = self._bounds, self._offsets
+        rows = []
+        for p in placements:
+            bx0, by0, bx1, by1 = bounds(p)
+            if bx0 >= x1 or bx1 <= x0 or by0 >= y1 or by1 <= y0:
+                continue
+            if not _exact(p):
+                return None
+            offset, width, plane = offsets[p.sprite]
+            rows.append((offset, width, plane, bx0 if bx0 > x0 else x0, by0 if by0 > y0 else y0,
+                         bx1 if bx1 < x1 else x1, by1 if by1 < y1 else y1, int(p.x), int(p.y)))
+        return np.array(rows, np.int64).reshape(len(rows), LAYER_FIELDS)
 
     def _composite(self, rect: Rect, placements: tuple[Placement, ...]) -> np.ndarray:
         """Planar uint16 RGB of `rect`: the background, then every placement over it."""
@@ -233,6 +267,21 @@ class CpuCompositor:
         codes = torch.floor(patch * 255.0 + 0.5).clamp(0, 255).to(torch.int32).numpy()
         planar = codes.transpose(2, 0, 1).astype(np.uint16)
         return planar[:3], 255 - planar[3]
+
+
+def _atlas(art: SceneArt) -> tuple[np.ndarray, dict[str, tuple[int, int, int]]]:
+    """Every sprite as four planes (r, g, b, 255 - alpha), one sprite after another;
+    each sprite's (offset, width, plane size) in it."""
+    offsets, parts, at = {}, [], 0
+    for name, sprite in art.sprites.items():
+        rgba = sprite.rgba
+        part = np.empty((4, *rgba.shape[:2]), np.uint8)
+        part[:3] = rgba[..., :3].transpose(2, 0, 1)
+        np.subtract(255, rgba[..., 3], out=part[3])
+        offsets[name] = (at, int(rgba.shape[1]), int(rgba.shape[0] * rgba.shape[1]))
+        parts.append(part.reshape(-1))
+        at += part.size
+    return (np.concatenate(parts) if parts else np.zeros(4, np.uint8)), offsets
 
 
 def _strips(rect: Rect) -> list[Rect]:
