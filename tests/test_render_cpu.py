@@ -179,7 +179,7 @@ def test_small_frames_are_drawn_on_one_thread_big_ones_on_two(toonz, explainer, 
     used = []
     monkeypatch.setattr(frames, "_encode_one_thread", lambda *a: used.append("one"))
     monkeypatch.setattr(frames, "_encode_frames", lambda *a: used.append("two"))
-    for width, height in ((1280, 720), (1920, 1080)):
+    for width, height in ((1920, 1080), (1922, 1080)):
         scene = build_scene(explainer, toonz, StubTimeline(0.1, "X"), width, height, 24)
         with lossless_encoder(tmp_path / f"{width}.mp4", width, height) as enc:
             encode_cpu(scene, enc, CpuCompositor(scene.art))

@@ -156,9 +156,10 @@ class _GlDrawer:
 
 # Frames up to this many pixels are drawn and encoded on one thread. There a frame's
 # drawing is cheaper than handing it to an encoding thread and back (the encoder's own
-# threads still run beside the drawing). On two cores, 30 s renders on one thread:
-# 8% faster at 360p, as fast at 720p with 3% less CPU, 1.5% slower at 1080p, 4.5% at 4K.
-ONE_THREAD_MAX_PIXELS = 1280 * 720
+# threads still run beside the drawing). On two cores, 30 s renders, with the compiled
+# loop (node/render/fused.py) drawing: one thread 6% faster at 360p, 1% at 720p and
+# 1080p with 2-3% less CPU; at 4K the drawing thread 1% faster.
+ONE_THREAD_MAX_PIXELS = 1920 * 1080
 
 
 def encode_cpu(scene: Scene, encoder: VideoEncoder, compositor: CpuCompositor,
