@@ -17,7 +17,7 @@ from farm.timeline import MouthCue, Timeline, WordTiming
 from node.render.cpu import CpuCompositor
 from node.render.gestures import BROW_FALL_S, BROW_HOLD_S, BROW_RISE_S, emphasis_times
 from node.render.scene import build_scene
-from tests.test_scene import StubTimeline
+from tests.test_scene import cue_timeline
 
 SHIPPED = ("toonz", "ada", "bolt")
 EXPRESSIONS = ("neutral", "happy", "concerned")
@@ -92,7 +92,7 @@ def _face_box(scene, i: int = 0) -> tuple[slice, slice]:
 
 
 def test_expressions_change_the_brows_and_eyes(character, explainer):
-    scenes = {e: build_scene(explainer, character, StubTimeline(1.0), 640, 360, 24, expression=e)
+    scenes = {e: build_scene(explainer, character, cue_timeline(1.0), 640, 360, 24, expression=e)
               for e in EXPRESSIONS}
     frames = {e: _frame(s) for e, s in scenes.items()}
     rows, cols = _face_box(scenes["neutral"])
@@ -104,8 +104,8 @@ def test_expressions_change_the_brows_and_eyes(character, explainer):
 def test_the_presenting_pose_moves_an_arm(character, explainer):
     if "presenting" not in character.expression_names:
         pytest.skip(f"{character.name} has no presenting pose")
-    a = build_scene(explainer, character, StubTimeline(1.0), 640, 360, 24)
-    b = build_scene(explainer, character, StubTimeline(1.0), 640, 360, 24, expression="presenting")
+    a = build_scene(explainer, character, cue_timeline(1.0), 640, 360, 24)
+    b = build_scene(explainer, character, cue_timeline(1.0), 640, 360, 24, expression="presenting")
     assert "body_point" in {p.sprite for p in b.frame(0)}
     differing = (np.abs(_frame(a) - _frame(b)).max(axis=2) > 32).sum()
     assert differing > 500
@@ -113,7 +113,7 @@ def test_the_presenting_pose_moves_an_arm(character, explainer):
 
 def test_only_the_expression_s_sprites_are_uploaded(explainer):
     toonz = load_character("toonz")
-    scene = build_scene(explainer, toonz, StubTimeline(1.0), 320, 180, 24, expression="happy")
+    scene = build_scene(explainer, toonz, cue_timeline(1.0), 320, 180, 24, expression="happy")
     assert "brows_happy" in scene.art.sprites and "brows" not in scene.art.sprites
     assert "eyes_happy" in scene.art.sprites and "eyes_open" not in scene.art.sprites
 
@@ -121,7 +121,7 @@ def test_only_the_expression_s_sprites_are_uploaded(explainer):
 def test_unknown_expression(explainer):
     toonz = load_character("toonz")
     with pytest.raises(InvalidInput) as e:
-        build_scene(explainer, toonz, StubTimeline(1.0), 320, 180, 24, expression="furious")
+        build_scene(explainer, toonz, cue_timeline(1.0), 320, 180, 24, expression="furious")
     assert e.value.code == "unknown_expression"
     assert "furious" in e.value.message and "neutral" in e.value.message  # names the choices
 
@@ -206,7 +206,7 @@ def test_gestures_and_saccades_are_deterministic(character, explainer):
 
 
 def test_saccades_are_small_whole_pixel_glances(character, explainer):
-    scene = build_scene(explainer, character, StubTimeline(30.0), 1280, 720, 24)
+    scene = build_scene(explainer, character, cue_timeline(30.0), 1280, 720, 24)
     amp = character.gestures.saccade_amplitude
     limit = (round(amp[0] * 720) + 1, round(amp[1] * 720) + 1)
     gazes, changes, prev = set(), 0, None
@@ -226,7 +226,7 @@ def test_saccades_are_small_whole_pixel_glances(character, explainer):
 
 
 def test_idle_frames_still_repeat(character, explainer):
-    quiet = build_scene(explainer, character, StubTimeline(10.0), 1280, 720, 30)
+    quiet = build_scene(explainer, character, cue_timeline(10.0), 1280, 720, 30)
     keys = [quiet.frame_key(i) for i in range(quiet.n_frames)]
     assert sum(a == b for a, b in zip(keys, keys[1:])) > 0.6 * len(keys)
 

@@ -268,9 +268,9 @@ def test_read_back_tickets_must_be_fetched_in_time(egl_ctx):
 def test_gl_encoding_loop_encodes_the_frames_in_order(egl_ctx, toonz, explainer, tmp_path):
     from node.render.frames import encode_gl
     from node.render.scene import build_scene
-    from tests.test_render_cpu import StubTimeline, decoded_i420, lossless_encoder
+    from tests.test_render_cpu import cue_timeline, decoded_i420, lossless_encoder
 
-    scene = build_scene(explainer, toonz, StubTimeline(2.0, "XABCDX"), 320, 180, 24)
+    scene = build_scene(explainer, toonz, cue_timeline(2.0, "XABCDX"), 320, 180, 24)
     with GLCompositor(scene.art, egl_ctx) as gl:
         with lossless_encoder(tmp_path / "v.mp4", 320, 180) as enc:
             stats = encode_gl(scene, enc, gl)

@@ -13,7 +13,7 @@ from node.render.captions import build_captions
 from node.render.cpu import CpuCompositor
 from node.render.gl import GLCompositor, create_context
 from node.render.scene import build_scene
-from tests.test_render_cpu import StubTimeline
+from tests.test_render_cpu import cue_timeline
 
 WORDS = [W(0.2, 0.5, "Hello"), W(0.5, 0.9, "there,"), W(0.9, 1.3, "farm."),
          W(2.2, 2.6, "Again!")]
@@ -33,7 +33,7 @@ def _highlighted(scene, i: int, track_sprites: dict) -> set[str]:
 
 
 def test_the_word_being_spoken_is_highlighted(toonz, explainer):
-    scene = build_scene(explainer, toonz, StubTimeline(3.0, "XDAFX"), 640, 360, 30, captions=WORDS)
+    scene = build_scene(explainer, toonz, cue_timeline(3.0, "XDAFX"), 640, 360, 30, captions=WORDS)
     track = build_captions(WORDS, explainer.captions, 640, 360, 30, scene.n_frames)
     frame = {t: round(t * 30) for t in (0.1, 0.3, 0.7, 1.1, 1.8, 2.4)}
     assert track.placements(frame[0.1]) == ()  # before the first word: no caption
@@ -54,7 +54,7 @@ def test_the_word_being_spoken_is_highlighted(toonz, explainer):
 
 
 def test_caption_frames_match_gl(egl_ctx, toonz, explainer):
-    scene = build_scene(explainer, toonz, StubTimeline(3.0, "XDAFX"), 640, 360, 24, captions=WORDS)
+    scene = build_scene(explainer, toonz, cue_timeline(3.0, "XDAFX"), 640, 360, 24, captions=WORDS)
     cpu = CpuCompositor(scene.art)
     with GLCompositor(scene.art, egl_ctx) as gl:
         for t in (0.3, 0.7, 1.1, 2.4):
@@ -77,7 +77,7 @@ def test_sprites_do_not_grow_with_the_video(explainer):
 def test_same_inputs_same_caption_frames(toonz, explainer):
     frames = []
     for _ in range(2):
-        scene = build_scene(explainer, toonz, StubTimeline(3.0, "XDAFX"), 320, 180, 24, captions=WORDS)
+        scene = build_scene(explainer, toonz, cue_timeline(3.0, "XDAFX"), 320, 180, 24, captions=WORDS)
         frames.append(CpuCompositor(scene.art).render_rgba(scene.frame(10)))
     assert np.array_equal(*frames)
 

@@ -14,7 +14,7 @@ from farm.errors import InvalidInput
 from node import chunks
 from node.render.encode import choose_codec
 from node.render.scene import build_scene
-from tests.test_render_cpu import StubTimeline
+from tests.test_render_cpu import cue_timeline
 
 
 def test_plan_covers_every_frame_once():
@@ -35,7 +35,7 @@ def test_stitched_chunks_equal_the_whole_render(toonz, explainer, goforward, tmp
     subprocess.run(["sox", str(audio), str(long), "repeat", "9"], check=True)
     with av.open(str(long)) as c:
         seconds = float(c.duration / 1e6)
-    scene = build_scene(explainer, toonz, StubTimeline(seconds, "XDAFXBCE"), 320, 180, 24)
+    scene = build_scene(explainer, toonz, cue_timeline(seconds, "XDAFXBCE"), 320, 180, 24)
     codec, options = choose_codec(presets.encoder_preset("mp4", "preview"))
     lossless = {k: v for k, v in options.items() if k != "crf"} | {"qp": "0"}
     parts = []

@@ -11,11 +11,14 @@ Damage regions and the two-thread encoding loop change nothing: bit-identical.
 
 from __future__ import annotations
 
+import math
+
 import av
 import numpy as np
 import pytest
 import torch
 
+from farm.timeline import MouthCue, Timeline
 from kernels import composite, rgb_to_yuv420
 from node.render import yuv
 from node.render.backend import choose_backend
@@ -130,12 +133,12 @@ def decoded_i420(path) -> list[np.ndarray]:
         return [f.to_ndarray(format="yuv420p") for f in container.decode(video=0)]
 
 
-class StubTimeline:
-    def __init__(self, duration: float, shapes: str) -> None:
-        self.duration, self.shapes = duration, shapes
-
-    def sample(self, fps: float, n_frames: int) -> list[str]:
-        return [self.shapes[int(i / fps * 5) % len(self.shapes)] for i in range(n_frames)]
+def cue_timeline(duration: float, shapes: str) -> Timeline:
+    """A lip-sync timeline cycling through `shapes`, five cues a second. No words, so
+    no emphasis gestures: the frames follow the mouth shapes alone."""
+    n = math.ceil(duration * 5)
+    return Timeline(duration, tuple(MouthCue(k / 5, min(duration, (k + 1) / 5), shapes[k % len(shapes)])
+                                    for k in range(n)))
 
 
 @pytest.mark.parametrize(("threads", "slots"), [(True, 2), (True, 4), (False, 4)],
@@ -143,7 +146,7 @@ class StubTimeline:
 def test_cpu_loops_encode_the_frames_in_order(toonz, explainer, threads, slots, tmp_path,
                                               monkeypatch):
     monkeypatch.setattr(encode, "FRAME_SLOTS", slots)
-    scene = build_scene(explainer, toonz, StubTimeline(3.0, "XABCDX"), 320, 180, 24)
+    scene = build_scene(explainer, toonz, cue_timeline(3.0, "XABCDX"), 320, 180, 24)
     seen = []
     with lossless_encoder(tmp_path / "v.mp4", 320, 180) as enc:
         assert enc.slots == slots
@@ -160,7 +163,7 @@ def test_cpu_loops_encode_the_frames_in_order(toonz, explainer, threads, slots, 
 
 @pytest.mark.parametrize("threads", [True, False], ids=["two threads", "one thread"])
 def test_cpu_loops_stop_on_a_progress_error(toonz, explainer, threads, tmp_path):
-    scene = build_scene(explainer, toonz, StubTimeline(3.0, "XABCDX"), 320, 180, 24)
+    scene = build_scene(explainer, toonz, cue_timeline(3.0, "XABCDX"), 320, 180, 24)
 
     def abort(fraction: float) -> None:
         if fraction > 0.3:
@@ -172,22 +175,25 @@ def test_cpu_loops_stop_on_a_progress_error(toonz, explainer, threads, tmp_path)
     assert 0 < enc.frames_written < scene.n_frames
 
 
-def test_small_frames_are_drawn_on_one_thread_big_ones_on_two(toonz, explainer, monkeypatch,
-                                                              tmp_path):
-    from node.render import frames
+def test_small_frames_are_drawn_on_one_thread_big_ones_on_two(toonz, explainer, tmp_path):
+    import threading
 
     used = []
-    monkeypatch.setattr(frames, "_encode_one_thread", lambda *a: used.append("one"))
-    monkeypatch.setattr(frames, "_encode_frames", lambda *a: used.append("two"))
+
+    def progress(_: float) -> None:  # the two-thread loop encodes on "toonz-encode"
+        two = any(t.name == "toonz-encode" for t in threading.enumerate())
+        used.append("two" if two else "one")
+
     for width, height in ((1920, 1080), (1922, 1080)):
-        scene = build_scene(explainer, toonz, StubTimeline(0.1, "X"), width, height, 24)
+        scene = build_scene(explainer, toonz, cue_timeline(0.1, "X"), width, height, 24)
         with lossless_encoder(tmp_path / f"{width}.mp4", width, height) as enc:
-            encode_cpu(scene, enc, CpuCompositor(scene.art))
-    assert used == ["one", "two"]
+            encode_cpu(scene, enc, CpuCompositor(scene.art), progress)
+    assert used[0] == "one" and used[-1] == "two"
+    assert set(used[: len(used) // 2]) == {"one"} and set(used[len(used) // 2:]) == {"two"}
 
 
 def test_scene_frames_match_gl(egl_ctx, toonz, explainer):
-    scene = build_scene(explainer, toonz, StubTimeline(2.0, "XDAFX"), 640, 360, 24)
+    scene = build_scene(explainer, toonz, cue_timeline(2.0, "XDAFX"), 640, 360, 24)
     cpu = CpuCompositor(scene.art)
     with GLCompositor(scene.art, egl_ctx) as gl:
         for i in range(0, scene.n_frames, 7):
@@ -226,7 +232,7 @@ def test_split_damage_gives_the_same_frames_as_whole_renders(toonz, explainer):
     from farm.timeline import WordTiming
 
     words = [WordTiming(0.2 + 0.3 * k, 0.45 + 0.3 * k, w) for k, w in enumerate("one two three four".split())]
-    scene = build_scene(explainer, toonz, StubTimeline(2.0, "XDAFX"), 320, 180, 24, captions=words)
+    scene = build_scene(explainer, toonz, cue_timeline(2.0, "XDAFX"), 320, 180, 24, captions=words)
     damaged = CpuCompositor(scene.art)
     for i in range(0, scene.n_frames):
         got = damaged.render_yuv(scene.frame(i))
@@ -240,7 +246,7 @@ def test_regions_drawn_in_strips_give_the_same_frames(toonz, explainer, monkeypa
     give the frames, and the poster, that one strip per region gives."""
     from node.render import cpu
 
-    scene = build_scene(explainer, toonz, StubTimeline(1.0, "XDAFX"), 320, 180, 24)
+    scene = build_scene(explainer, toonz, cue_timeline(1.0, "XDAFX"), 320, 180, 24)
     monkeypatch.setattr(cpu, "draw_yuv", None)  # the numpy path draws in strips
     whole = CpuCompositor(scene.art)
     monkeypatch.setattr(cpu, "STRIP_PIXELS", 1)  # the floor: two rows a strip

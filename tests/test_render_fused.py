@@ -17,7 +17,7 @@ from node.render.cpu import CpuCompositor
 from node.render.scene import CastMember, build_cast
 from node.render.types import Placement
 from tests.test_gl import PLACEMENTS, make_art
-from tests.test_render_cpu import EXACT, StubTimeline
+from tests.test_render_cpu import EXACT, cue_timeline
 
 TEMPLATES = ("explainer", "newsdesk", "vertical", "podcast")
 
@@ -66,9 +66,9 @@ def test_every_template_gives_the_numpy_codes(name, tmp_path, monkeypatch, compi
     Image.new("RGBA", (120, 40), (30, 90, 200, 200)).save(logo)
     t = load_template(name)
     width, height = (180, 320) if t.aspect == "9:16" else (320, 180)
-    cast = [CastMember(load_character("toonz"), t.character, StubTimeline(2.0, "XDAFXBX"), "happy")]
+    cast = [CastMember(load_character("toonz"), t.character, cue_timeline(2.0, "XDAFXBX"), "happy")]
     if t.second_character is not None:
-        cast.append(CastMember(load_character("bolt"), t.second_character, StubTimeline(2.0, "XEX")))
+        cast.append(CastMember(load_character("bolt"), t.second_character, cue_timeline(2.0, "XEX")))
     words = [WordTiming(0.1 + 0.3 * k, 0.35 + 0.3 * k, w) for k, w in enumerate("one two three four".split())]
     scene = build_cast(t, cast, width, height, 24, captions=words,
                        overlays=overlays(t, width, height, watermark=True, logo=logo))

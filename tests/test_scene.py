@@ -10,7 +10,7 @@ from assets.loader import MOUTH_SHAPES
 from node.render.scene import blink_frames, build_scene
 
 
-class StubTimeline:
+class cue_timeline:
     """The two members of farm.timeline.Timeline the scene uses: a fake at the edge."""
 
     def __init__(self, duration: float, shapes: str = "X") -> None:
@@ -24,13 +24,13 @@ class StubTimeline:
 
 @pytest.fixture(scope="module")
 def talking(toonz, explainer):
-    return build_scene(explainer, toonz, StubTimeline(12.0, "XABCDEFGHX"), 640, 360, 30)
+    return build_scene(explainer, toonz, cue_timeline(12.0, "XABCDEFGHX"), 640, 360, 30)
 
 
 def test_frame_count(toonz, explainer):
-    assert build_scene(explainer, toonz, StubTimeline(2.0), 640, 360, 30).n_frames == 60
-    assert build_scene(explainer, toonz, StubTimeline(2.01), 640, 360, 30).n_frames == 61
-    assert build_scene(explainer, toonz, StubTimeline(0.0), 640, 360, 24).n_frames == 1
+    assert build_scene(explainer, toonz, cue_timeline(2.0), 640, 360, 30).n_frames == 60
+    assert build_scene(explainer, toonz, cue_timeline(2.01), 640, 360, 30).n_frames == 61
+    assert build_scene(explainer, toonz, cue_timeline(0.0), 640, 360, 24).n_frames == 1
 
 
 def test_art(talking):
@@ -52,7 +52,7 @@ def test_draw_order(talking):
 
 
 def test_mouth_follows_the_timeline(talking):
-    timeline = StubTimeline(12.0, "XABCDEFGHX")
+    timeline = cue_timeline(12.0, "XABCDEFGHX")
     expected = timeline.sample(30, talking.n_frames)
     assert set(expected) == set(MOUTH_SHAPES)
     for i, shape in enumerate(expected):
@@ -69,7 +69,7 @@ def test_head_layers_move_together(talking):
 
 
 def test_deterministic(toonz, explainer):
-    args = (explainer, toonz, StubTimeline(8.0, "ABCDX"), 1280, 720, 24)
+    args = (explainer, toonz, cue_timeline(8.0, "ABCDX"), 1280, 720, 24)
     a, b = build_scene(*args), build_scene(*args)
     assert a.n_frames == b.n_frames
     assert all(a.frame(i) == b.frame(i) for i in range(a.n_frames))
@@ -97,7 +97,7 @@ def test_blinks_happen_at_the_same_time_at_every_fps(toonz):
 
 
 def test_idle_frames_repeat(toonz, explainer):
-    quiet = build_scene(explainer, toonz, StubTimeline(10.0), 1280, 720, 30)
+    quiet = build_scene(explainer, toonz, cue_timeline(10.0), 1280, 720, 30)
     keys = [quiet.frame_key(i) for i in range(quiet.n_frames)]
     repeats = sum(a == b for a, b in zip(keys, keys[1:]))
     assert repeats > 0.6 * len(keys)  # the renderer reuses these
@@ -116,12 +116,12 @@ def test_frame_key_matches_equality(talking):
 @pytest.mark.parametrize("size", [(640, 360), (1920, 1080), (3840, 2160)])
 def test_layout_is_resolution_independent(toonz, explainer, size):
     width, height = size
-    scene = build_scene(explainer, toonz, StubTimeline(1.0), width, height, 30)
+    scene = build_scene(explainer, toonz, cue_timeline(1.0), width, height, 30)
     head = scene.frame(0)[1]
     hw, hh = scene.art.sprites["head"].size
     centre_x = (head.x + hw / 2) / width
     assert abs(centre_x - explainer.character.x) < 0.02
-    ref = build_scene(explainer, toonz, StubTimeline(1.0), 1280, 720, 30)
+    ref = build_scene(explainer, toonz, cue_timeline(1.0), 1280, 720, 30)
     ref_head = ref.frame(0)[1]
     assert hh / height == pytest.approx(ref.art.sprites["head"].size[1] / 720, rel=0.02)
     assert head.y / height == pytest.approx(ref_head.y / 720, abs=0.01)
@@ -129,9 +129,9 @@ def test_layout_is_resolution_independent(toonz, explainer, size):
 
 def test_bad_inputs(toonz, explainer):
     with pytest.raises(IndexError):
-        build_scene(explainer, toonz, StubTimeline(1.0), 640, 360, 30).frame(30)
+        build_scene(explainer, toonz, cue_timeline(1.0), 640, 360, 30).frame(30)
     with pytest.raises(ValueError):
-        build_scene(explainer, toonz, StubTimeline(1.0, "XQ"), 640, 360, 30)
+        build_scene(explainer, toonz, cue_timeline(1.0, "XQ"), 640, 360, 30)
     for fps in (0, -1, math.nan):
         with pytest.raises(ValueError):
-            build_scene(explainer, toonz, StubTimeline(1.0), 640, 360, fps)
+            build_scene(explainer, toonz, cue_timeline(1.0), 640, 360, fps)

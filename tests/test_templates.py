@@ -20,7 +20,7 @@ from node.render.scene import CastMember, build_cast
 from farm import presets
 from kernels import composite
 from tests.test_gl import RGBA_TOLERANCE
-from tests.test_render_cpu import StubTimeline
+from tests.test_render_cpu import cue_timeline
 
 SHIPPED = ("explainer", "newsdesk", "vertical", "podcast")
 
@@ -43,10 +43,10 @@ def logo_png(tmp_path) -> Path:
 
 def _scene(name: str, width: int, height: int, **kw):
     t = load_template(name)
-    cast = [CastMember(load_character("toonz"), t.character, StubTimeline(2.0, "XDAFX"))]
+    cast = [CastMember(load_character("toonz"), t.character, cue_timeline(2.0, "XDAFX"))]
     if t.second_character is not None:
         cast.append(CastMember(load_character(t.second_character.default), t.second_character,
-                               StubTimeline(2.0, "XXBEX")))
+                               cue_timeline(2.0, "XXBEX")))
     return build_cast(t, cast, width, height, 24, overlays=overlays(t, width, height, **kw))
 
 
