@@ -214,19 +214,25 @@ class CpuCompositor:
     def _layers(self, rect: Rect, placements: tuple[Placement, ...]) -> np.ndarray | None:
         """The compiled path's table of the placements over `rect` (node/render/fused.py);
         None when one of them needs resampling (the numpy path draws that region)."""
+        offsets, rows = self._offsets, []
+        for p, window in self._covering(rect, placements):
+            if not _exact(p):
+                return None
+            rows.append((*offsets[p.sprite], *window, int(p.x), int(p.y)))
+        return np.array(rows, np.int64).reshape(len(rows), LAYER_FIELDS)
+
+    def _covering(self, rect: Rect, placements: tuple[Placement, ...]):
+        """Each placement over `rect`, in draw order, with the part of `rect` it covers."""
         x0, y0, x1, y1 = rect
-        bounds, offsets = self._bounds, self._offsets
-        rows = []
+        bounds = self._bounds
         for p in placements:
             bx0, by0, bx1, by1 = bounds(p)
             if bx0 >= x1 or bx1 <= x0 or by0 >= y1 or by1 <= y0:
                 continue
-            if not _exact(p):
-                return None
-            offset, width, plane = offsets[p.sprite]
-            rows.append((offset, width, plane, bx0 if bx0 > x0 else x0, by0 if by0 > y0 else y0,
-                         bx1 if bx1 < x1 else x1, by1 if by1 < y1 else y1, int(p.x), int(p.y)))
-        return np.array(rows, np.int64).reshape(len(rows), LAYER_FIELDS)
+            # Comparisons rather than min()/max(): this runs for every placement of
+            # every region drawn.
+            yield p, (bx0 if bx0 > x0 else x0, by0 if by0 > y0 else y0,
+                      bx1 if bx1 < x1 else x1, by1 if by1 < y1 else y1)
 
     def _composite(self, rect: Rect, placements: tuple[Placement, ...]) -> np.ndarray:
         """Planar uint16 RGB of `rect`: the background, then every placement over it."""
@@ -235,15 +241,7 @@ class CpuCompositor:
         dst = self._work[:size].reshape(3, y1 - y0, x1 - x0)
         tmp_region = self._tmp[:size].reshape(3, y1 - y0, x1 - x0)
         dst[...] = self._bg[:, y0:y1, x0:x1]
-        bounds = self._bounds
-        for p in placements:
-            bx0, by0, bx1, by1 = bounds(p)
-            if bx0 >= x1 or bx1 <= x0 or by0 >= y1 or by1 <= y0:
-                continue
-            # Comparisons rather than min()/max(): this runs for every placement of
-            # every region drawn.
-            cx0, cy0 = bx0 if bx0 > x0 else x0, by0 if by0 > y0 else y0
-            cx1, cy1 = bx1 if bx1 < x1 else x1, by1 if by1 < y1 else y1
+        for p, (cx0, cy0, cx1, cy1) in self._covering(rect, placements):
             window_out = np.s_[:, cy0 - y0 : cy1 - y0, cx0 - x0 : cx1 - x0]
             out, tmp = dst[window_out], tmp_region[window_out]
             if _exact(p):
